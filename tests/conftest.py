@@ -1,0 +1,31 @@
+"""Shared pytest configuration: quiet TensorFlow, hypothesis profile, paths to the test data."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = REPO_ROOT / "data" / "sample"
+REALMESHES_DIR = REPO_ROOT.parent / "shared" / "data" / "realmeshes"
+
+# TensorFlow's first call in a process is slow; wall-clock deadlines would make property tests flaky.
+settings.register_profile("project", deadline=None, max_examples=25, derandomize=True)
+settings.load_profile("project")
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    """The built-in sample of meshes shipped with the project."""
+    return SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def realmeshes_dir() -> Path:
+    """The shared real meshes (25 cars, 55 chairs) that CI provides beside the repository."""
+    if not REALMESHES_DIR.is_dir():
+        pytest.skip(f"shared real meshes not found at {REALMESHES_DIR} (CI provides them)")
+    return REALMESHES_DIR
