@@ -1,0 +1,77 @@
+"""Keras layer builders with the baseline's tflearn defaults (baseline §3, §14).
+
+The baseline builds its networks with tflearn, whose defaults are reproduced here:
+
+* ``conv_2d``: 'same' padding, weights ``uniform_scaling`` = U(±sqrt(3 / fan_in)), i.e. Keras
+  ``VarianceScaling(scale=1.0, mode="fan_in", distribution="uniform")``; zero biases.
+* ``fully_connected``: weights ``truncated_normal(0, 0.02)``; zero biases; flattens a >2-D input
+  in row-major (H, W, C) order, which is what ``keras.layers.Flatten`` does for channels-last.
+
+Every baseline layer is declared with an L2 regulariser (``regularizer='L2'`` plus a per-layer
+``weight_decay``), but tflearn only files those terms in a collection that the training script never
+adds to a loss: the decay is inactive in the original training (baseline §3). The builders therefore
+take the declared decay and attach it (so that it appears in ``model.losses``) only when
+``weight_decay_on`` is True. tflearn's L2 is ``wd * tf.nn.l2_loss(W) = wd * sum(W**2) / 2``, which is
+Keras ``L2(wd / 2)``; only the kernels are regularised (tflearn does not regularise biases).
+
+Shape legend: B batch, H = W image size, C channels.
+"""
+
+import keras
+
+# Declared L2 weight decays of the baseline (baseline §3 tables): convolutions 1e-5, dense 1e-3.
+CONV_WEIGHT_DECAY = 1e-5
+DENSE_WEIGHT_DECAY = 1e-3
+
+CONV_INITIALISER = {"class_name": "VarianceScaling",
+                    "config": {"scale": 1.0, "mode": "fan_in", "distribution": "uniform"}}
+DENSE_STDDEV = 0.02
+
+
+def _l2(declared_decay: float, weight_decay_on: bool):
+    """The tflearn L2 regulariser ``wd * sum(W**2) / 2`` when enabled, else None."""
+    if not weight_decay_on:
+        return None
+    return keras.regularizers.L2(declared_decay / 2.0)
+
+
+def conv(filters: int, kernel_size: int, name: str, weight_decay_on: bool = False,
+         declared_decay: float = CONV_WEIGHT_DECAY) -> keras.layers.Conv2D:
+    """A stride-2 'same' ReLU convolution with tflearn's initialisers (baseline §3, §14).
+
+    Args:
+        filters: output channels.
+        kernel_size: square kernel side (3 or 5 in the baseline).
+        name: layer name (baseline table row, e.g. ``"s1"``).
+        weight_decay_on: attach the declared L2 term to ``model.losses``.
+        declared_decay: the baseline's declared decay for this layer.
+
+    Returns:
+        A layer mapping float32 ``[B, H, W, C]`` to ``[B, ceil(H/2), ceil(W/2), filters]``.
+    """
+    return keras.layers.Conv2D(
+        filters, kernel_size, strides=2, padding="same", activation="relu",
+        kernel_initializer=keras.initializers.get(CONV_INITIALISER),
+        bias_initializer="zeros",
+        kernel_regularizer=_l2(declared_decay, weight_decay_on), name=name)
+
+
+def dense(units: int, name: str, activation: str | None = "relu", weight_decay_on: bool = False,
+          declared_decay: float = DENSE_WEIGHT_DECAY) -> keras.layers.Dense:
+    """A fully connected layer with tflearn's initialisers (baseline §3, §14).
+
+    Args:
+        units: output width.
+        name: layer name (baseline table row, e.g. ``"s5"``).
+        activation: "relu" or None (linear).
+        weight_decay_on: attach the declared L2 term to ``model.losses``.
+        declared_decay: the baseline's declared decay for this layer.
+
+    Returns:
+        A layer mapping float32 ``[B, D]`` to ``[B, units]``.
+    """
+    return keras.layers.Dense(
+        units, activation=activation,
+        kernel_initializer=keras.initializers.TruncatedNormal(mean=0.0, stddev=DENSE_STDDEV),
+        bias_initializer="zeros",
+        kernel_regularizer=_l2(declared_decay, weight_decay_on), name=name)

@@ -1,0 +1,94 @@
+"""Nearest-neighbour lists and the OURS-NN mask terms (baseline §2.7, §7.7)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import losses.neighbours as nb
+from losses.image import affinity_loss, mask_loss
+
+KEYS = ["1a2b_0", "1a2b_3", "ffee_9", "c0de_12"]
+
+
+def test_load_byte_string_list_like_the_baseline(tmp_path):
+    table = np.array([[b"1a2b_0", b"ffee_9", b"c0de_12"], [b"ffee_9", b"1a2b_0", b"1a2b_3"]])
+    np.save(tmp_path / "knn_list_03001627.npy", table)
+    loaded = nb.load_knn_list(tmp_path / "knn_list_03001627.npy")
+    assert loaded.tolist() == [["1a2b_0", "ffee_9", "c0de_12"], ["ffee_9", "1a2b_0", "1a2b_3"]]
+    assert nb.parse_key(loaded[1, 2]) == ("1a2b", 3)
+
+
+def test_load_pickled_object_list(tmp_path):
+    table = np.empty((1, 3), dtype=object)
+    table[0] = [b"m_1_2", "other_4", b"third_0"]                   # underscores inside a model id
+    np.save(tmp_path / "knn.npy", table, allow_pickle=True)
+    loaded = nb.load_knn_list(tmp_path / "knn.npy")
+    assert loaded.tolist() == [["m_1_2", "other_4", "third_0"]]
+    assert nb.parse_key(loaded[0, 0]) == ("m_1", 2)
+
+
+def test_bad_lists_raise_clear_errors(tmp_path):
+    np.save(tmp_path / "flat.npy", np.array([b"a_1", b"b_2"]))
+    with pytest.raises(ValueError, match="flat.npy.*shape"):
+        nb.load_knn_list(tmp_path / "flat.npy")
+    np.save(tmp_path / "bad.npy", np.array([[b"a_1", b"noview"]]))
+    with pytest.raises(ValueError, match="noview"):
+        nb.load_knn_list(tmp_path / "bad.npy")
+    with pytest.raises(ValueError, match="cannot read"):
+        nb.load_knn_list(tmp_path / "missing.npy")
+
+
+def test_knn_from_embeddings_l2_golden():
+    emb = np.array([[0.0], [1.0], [3.0], [7.0]])
+    assert nb.knn_from_embeddings(emb, 2, metric="l2").tolist() == [[1, 2], [0, 2], [1, 0], [2, 1]]
+
+
+def test_knn_from_embeddings_cosine_golden():
+    angles = np.deg2rad([0.0, 10.0, 90.0, 100.0])
+    emb = np.stack([np.cos(angles), np.sin(angles)], -1) * [[1.0], [5.0], [0.1], [2.0]]   # norms ignored
+    assert nb.knn_from_embeddings(emb, 2).tolist() == [[1, 2], [0, 2], [3, 1], [2, 1]]
+
+
+def test_knn_excludes_self_even_with_duplicates():
+    emb = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    assert nb.knn_from_embeddings(emb, 1).tolist() == [[1], [0], [0]]
+
+
+def test_knn_blocks_equal_one_block(monkeypatch):
+    emb = np.random.default_rng(0).normal(size=(11, 5))
+    whole = nb.knn_from_embeddings(emb, 4, metric="l2")
+    monkeypatch.setattr(nb, "_KNN_ROWS_PER_BLOCK", 3)
+    np.testing.assert_array_equal(nb.knn_from_embeddings(emb, 4, metric="l2"), whole)
+    brute = np.argsort(np.linalg.norm(emb[:, None] - emb[None], axis=-1) + np.diag([np.inf] * 11), axis=1)
+    np.testing.assert_array_equal(whole, brute[:, :4])
+
+
+def test_knn_table_round_trip(tmp_path):
+    emb = np.array([[0.0], [1.0], [3.0], [7.0]])
+    table = nb.knn_table(KEYS, emb, 2, metric="l2")
+    assert table[2].tolist() == ["ffee_9", "1a2b_3", "1a2b_0"]
+    nb.save_knn_list(tmp_path / "knn.npy", table)
+    assert np.load(tmp_path / "knn.npy").dtype.kind == "S"                 # bytes, as the baseline
+    np.testing.assert_array_equal(nb.load_knn_list(tmp_path / "knn.npy"), table)
+    with pytest.raises(ValueError, match="3 keys for 4"):
+        nb.knn_table(KEYS[:3], emb, 2)
+
+
+def test_embed_images_uses_enc_feat():
+    from model.recon_net import build_recon_net
+    net = build_recon_net(image_size=16, n_points=8, bottleneck=4)
+    images = np.random.default_rng(1).random((5, 16, 16, 3)).astype(np.float32)
+    feats = nb.embed_images(net, images, batch_size=2)
+    np.testing.assert_allclose(feats, net(images)["enc_feat"].numpy(), atol=1e-6)
+
+
+def test_neighbour_mask_loss_terms():
+    rng = np.random.default_rng(2)
+    mask = tf.constant((rng.random((2, 4, 4)) > 0.5).astype(np.float32))
+    render = tf.constant(rng.random((2, 4, 4)).astype(np.float32) * 0.9)
+    terms = nb.neighbour_mask_loss(mask, render, kind="bce_prob", affinity_form="closed")
+    assert float(terms["mask_2"]) == pytest.approx(float(mask_loss(mask, render, kind="bce_prob")))
+    assert [float(terms["fwd_2"]), float(terms["bwd_2"])] == pytest.approx(
+        [float(v) for v in affinity_loss(mask, render)])
+    off = nb.neighbour_mask_loss(mask, render)
+    assert float(off["fwd_2"]) == 0.0 and float(off["bwd_2"]) == 0.0
