@@ -29,3 +29,14 @@ def realmeshes_dir() -> Path:
     if not REALMESHES_DIR.is_dir():
         pytest.skip(f"shared real meshes not found at {REALMESHES_DIR} (CI provides them)")
     return REALMESHES_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """TFRecords of 4 cars and 4 chairs of the built-in sample (one view each, 64 px, 1024-point GT)."""
+    from data.build import build_dataset
+
+    out = tmp_path_factory.mktemp("tiny_dataset")
+    build_dataset(source="builtin", out_dir=out, views=1, image_size=64, n_points=1024,
+                  split="50/50", seed=0, workers=0, max_models=4)
+    return out

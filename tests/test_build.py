@@ -1,0 +1,121 @@
+"""Tests of data.build: counts, resume, shards + pack, parallel workers, bad input, the CLI's exit code."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data import build, tfrecords
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SMALL = dict(source="builtin", views=1, image_size=32, n_points=256, split="50/50", seed=0, max_models=1)
+
+
+def _tfrecord_bytes(data_dir):
+    """{file name: content} of a data set's shards, and its index."""
+    files = {p.name: p.read_bytes() for p in sorted(Path(data_dir).glob("*.tfrecord"))}
+    return files, tfrecords.read_index(data_dir)
+
+
+def test_tiny_dataset_counts(tiny_dataset):
+    index = tfrecords.read_index(tiny_dataset)
+    assert index["splits"]["train"]["models"] == {"car": 2, "chair": 2}
+    assert index["splits"]["test"]["examples"] == {"car": 2, "chair": 2}
+    assert index["gt_types"] == ["gt_uniform", "gt_area"] and index["seed"] == 0
+    assert json.loads((tiny_dataset / "skipped.json").read_text()) == []
+
+
+def test_view_poses_depend_only_on_seed_model_and_view():
+    pose = build.view_pose(0, "car", "m", 3)
+    assert pose.dtype == np.float32 and pose.shape == (2,)
+    np.testing.assert_array_equal(pose, build.view_pose(0, "car", "m", 3))
+    for other in (build.view_pose(1, "car", "m", 3), build.view_pose(0, "chair", "m", 3),
+                  build.view_pose(0, "car", "n", 3), build.view_pose(0, "car", "m", 4)):
+        assert not np.array_equal(pose, other)
+
+
+def test_resume_skips_cached_models_and_rebuilds_on_new_parameters(tmp_path, monkeypatch):
+    first = build.build_dataset(out_dir=tmp_path, **SMALL)
+    assert first["built"] == {"car": 1, "chair": 1} and first["packed"]
+    cached = sorted((tmp_path / build.MODELS_DIR).rglob("*.npz"))
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    before = _tfrecord_bytes(tmp_path)
+
+    def fail(task):
+        raise AssertionError(f"{task.model_id} rebuilt although cached")
+
+    monkeypatch.setattr(build, "mesh_record", fail)
+    again = build.build_dataset(out_dir=tmp_path, **SMALL)
+    assert again["built"] == first["built"] and again["examples"] == first["examples"]
+    assert [p.stat().st_mtime_ns for p in cached] == stamps
+    assert _tfrecord_bytes(tmp_path) == before
+    # other parameters invalidate the cache: the (patched) builder runs and reports every model
+    changed = build.build_dataset(out_dir=tmp_path, **dict(SMALL, n_points=128))
+    assert changed["built"] == {} and changed["skipped"] == {"car": 1, "chair": 1}
+    assert "rebuilt although cached" in changed["skipped_models"][0]["reason"]
+
+
+def test_shards_then_pack_equal_a_single_build(tmp_path):
+    params = dict(SMALL, max_models=2)
+    build.build_dataset(out_dir=tmp_path / "single", **params)
+    part = build.build_dataset(out_dir=tmp_path / "sharded", shard=0, num_shards=2, **params)
+    assert not part["packed"] and part["missing"] == 2 and "not built yet" in part["line"]
+    with pytest.raises(ValueError, match="2 models have no cache entry"):
+        build.build_dataset(out_dir=tmp_path / "sharded", pack_only=True, **params)
+    other = tmp_path / "other_machine"  # shard 1 elsewhere, its cache copied back before packing
+    build.build_dataset(out_dir=other, shard=1, num_shards=2, **params)
+    shutil.copytree(other / build.MODELS_DIR, tmp_path / "sharded" / build.MODELS_DIR, dirs_exist_ok=True)
+    packed = build.build_dataset(out_dir=tmp_path / "sharded", pack_only=True, **params)
+    assert packed["packed"] and packed["built"] == {"car": 2, "chair": 2}
+    assert _tfrecord_bytes(tmp_path / "sharded") == _tfrecord_bytes(tmp_path / "single")
+
+
+def test_two_workers_equal_one_process(tmp_path):
+    serial = build.build_dataset(out_dir=tmp_path / "serial", **SMALL)
+    parallel = build.build_dataset(out_dir=tmp_path / "parallel", workers=2, **SMALL)
+    assert parallel["built"] == serial["built"] == {"car": 1, "chair": 1}
+    assert _tfrecord_bytes(tmp_path / "parallel") == _tfrecord_bytes(tmp_path / "serial")
+
+
+def test_views_and_70_10_20(tmp_path):
+    summary = build.build_dataset(out_dir=tmp_path, **dict(SMALL, views=2, max_models=3, split="70/10/20"))
+    index = tfrecords.read_index(tmp_path)
+    assert {s: e["models"] for s, e in index["splits"].items()} == \
+        {"train": {"car": 2, "chair": 2}, "test": {"car": 1, "chair": 1}}  # 3 → 2.1/0.3/0.6 → 2/0/1
+    assert summary["examples"] == {"train": 8, "test": 4}
+    ds = tfrecords.make_dataset(tmp_path, "test", 1, shuffle=False, repeat=False)
+    assert sorted(int(b["view"][0]) for b in ds) == [0, 0, 1, 1]
+
+
+def _bad_folder(root, with_good):
+    (root / "car").mkdir(parents=True)
+    (root / "car" / "garbage.ply").write_text("this is not a mesh\n")
+    (root / "car" / "empty.obj").write_text("# no geometry\n")
+    if with_good:
+        shutil.copy(REPO_ROOT / "data" / "sample" / "car" / "sh3d_scopia_smart-car.ply", root / "car")
+
+
+def test_bad_files_are_reported_and_the_build_goes_on(tmp_path):
+    _bad_folder(tmp_path / "meshes", with_good=True)
+    summary = build.build_dataset(source=tmp_path / "meshes", out_dir=tmp_path / "out", image_size=32,
+                                  n_points=256)
+    assert summary["built"] == {"car": 1} and summary["skipped"] == {"car": 2}
+    reported = json.loads((tmp_path / "out" / "skipped.json").read_text())
+    assert sorted(e["model_id"] for e in reported) == ["empty", "garbage"]
+    assert all(e["reason"] and e["path"].endswith((".ply", ".obj")) for e in reported)
+    assert summary["examples"] == {"train": 1}  # 50/50 of one model: the tie goes to train
+
+
+@pytest.mark.parametrize("with_good, code", [(False, 1), (True, 0)])
+def test_cli_exit_code_nonzero_only_when_nothing_built(tmp_path, with_good, code):
+    _bad_folder(tmp_path / "meshes", with_good)
+    run = subprocess.run([sys.executable, "-m", "data.build", "--source", str(tmp_path / "meshes"),
+                          "--out", str(tmp_path / "out"), "--size", "32", "--n_points", "256"],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == code, run.stderr[-2000:]
+    assert "skipped car/garbage: garbage.ply: unreadable" in run.stdout
+    assert run.stdout.strip().splitlines()[-1].startswith(f"built {int(with_good)} models")
