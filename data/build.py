@@ -390,7 +390,7 @@ def _gt_params(source_kind: str, gt_types, n_points: int) -> dict:
 def _pack(out_dir: Path, built, weights, listed, seed, split, views, source_text, image_size, n_points,
           examples_per_shard, progress) -> dict[str, int]:
     """Writes the TFRecords of every split and the index; returns {split: examples}."""
-    from data import tfrecords  # TensorFlow is needed only here, not in the build workers
+    from data import tfrecords
 
     present = [set(np.load(cache_path(out_dir, t.category, t.model_id)).files) for t in built]
     gt_types = [gt for gt in tfrecords.GT_TYPES if all(gt in files for files in present)]
