@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from data import meshes, render, sampling, shapenet, splits
+from data import meshes, render, sampling, shapenet, splits, tfrecords
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "generated" / "datasets"
@@ -390,8 +390,6 @@ def _gt_params(source_kind: str, gt_types, n_points: int) -> dict:
 def _pack(out_dir: Path, built, weights, listed, seed, split, views, source_text, image_size, n_points,
           examples_per_shard, progress) -> dict[str, int]:
     """Writes the TFRecords of every split and the index; returns {split: examples}."""
-    from data import tfrecords
-
     present = [set(np.load(cache_path(out_dir, t.category, t.model_id)).files) for t in built]
     gt_types = [gt for gt in tfrecords.GT_TYPES if all(gt in files for files in present)]
     for old in out_dir.glob("*-of-*.tfrecord"):
