@@ -1,0 +1,165 @@
+"""Forward graph of one training step (baseline §6), random poses (§7.9) and the losses of §7 (§7.8 sums).
+
+Shape legend: B batch (per device), N points, H = W image size, P = N_PROJ projections (index 0 at the
+pose net's prediction or the GT pose, 1..P−1 at random poses). Poses are (azimuth, elevation) in radians.
+
+The P renders and the P re-reconstructions are computed as one batch of P·B (projection-major: row
+k·B + b is projection k of sample b); the networks have no batch-dependent layers, so this is the same
+computation as the baseline's loop over k, only faster. Nothing is stop-gradiented (§6): the two nets
+are kept apart only by the variable lists of their optimisers (model/trainer.py).
+"""
+
+import math
+
+import tensorflow as tf
+
+from losses import cycle, image, kro, supervision
+from model.projection import render
+
+#: Azimuth range of the random poses, radians (baseline §7.9: U[−π, π)).
+AZIMUTH_RANGE = (-math.pi, math.pi)
+#: Elevation range of the random poses, radians (baseline §7.9: U[−20°, 40°)).
+ELEVATION_RANGE = (math.radians(-20.0), math.radians(40.0))
+
+#: Every loss the step returns, in log order. The first eight are the baseline's logged values (§8).
+LOSS_NAMES = ("loss_total", "loss_ae", "loss_mask", "chamfer2d_fwd", "chamfer2d_bwd", "loss_3d",
+              "loss_pose", "loss_symm", "loss_kro", "loss_gt", "loss_wd", "recon_loss", "pose_loss")
+
+
+def random_poses(generator: tf.random.Generator, batch_size: int, count: int) -> tf.Tensor:
+    """Random poses for the cycle losses (baseline §7.9), drawn from a seeded generator.
+
+    Args:
+        generator: the run's seeded generator (its state is checkpointed).
+        batch_size: B.
+        count: P − 1 poses per sample.
+
+    Returns:
+        float32 ``[B, count, 2]``: azimuth in [−π, π), elevation in [−20°, 40°) (radians).
+    """
+    r = generator.uniform([batch_size, count, 2], dtype=tf.float32)
+    lows = tf.constant([AZIMUTH_RANGE[0], ELEVATION_RANGE[0]], tf.float32)
+    spans = tf.constant([AZIMUTH_RANGE[1] - AZIMUTH_RANGE[0], ELEVATION_RANGE[1] - ELEVATION_RANGE[0]],
+                        tf.float32)
+    return lows + spans * r
+
+
+def _fold(x: tf.Tensor) -> tf.Tensor:
+    """``[P, B, ...]`` → ``[P·B, ...]``."""
+    return tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], axis=0))
+
+
+def _unfold(x: tf.Tensor, n_proj: int) -> tf.Tensor:
+    """``[P·B, ...]`` → ``[P, B, ...]``."""
+    return tf.reshape(x, tf.concat([[n_proj, -1], tf.shape(x)[1:]], axis=0))
+
+
+def forward(recon_net, pose_net, images: tf.Tensor, poses_random: tf.Tensor, pose_gt: tf.Tensor | None,
+            *, image_size: int, projection: str, sigma_sq: float) -> dict:
+    """The forward graph of one step (baseline §6).
+
+    Args:
+        recon_net: model/recon_net.py model.
+        pose_net: model/pose_net.py model.
+        images: float32 ``[B, H, W, 3]`` input images in [0, 1].
+        poses_random: float32 ``[B, P−1, 2]`` random poses (§7.9).
+        pose_gt: float32 ``[B, 2]`` GT poses to render projection 0 at (``--use_gt_pose``), or None to
+            use the pose net's prediction.
+        image_size: H = W.
+        projection: "fast" or "faithful" (model/projection.py).
+        sigma_sq: silhouette variance in px² (§5.3).
+
+    Returns:
+        dict: ``xyz`` list of P + 1 ``[B, N, 3]`` (pcl_out: 0 = input image's cloud, k+1 = cloud of
+        render k); ``rgb0`` ``[B, N, 3]``; ``poses`` ``[B, P, 2]`` the poses rendered at;
+        ``pose_out`` ``[B, P, 2]`` the pose net on render k (pose_out[k+1] of the baseline);
+        ``images`` ``[P, B, H, W, 3]`` and ``masks`` ``[P, B, H, W]`` the renders.
+    """
+    out0 = recon_net(images, training=True)
+    xyz0, rgb0 = out0["xyz"], out0["rgb"]
+    pose0 = pose_net(images, training=True)["pose"] if pose_gt is None else pose_gt
+    poses = tf.concat([pose0[:, None, :], poses_random], axis=1)
+    n_proj = poses.shape[1]
+
+    per_projection = lambda x: _fold(tf.tile(x[None], [n_proj, 1, 1, 1]))  # noqa: E731  [P·B, N, 3]
+    rendered = render(per_projection(xyz0), per_projection(rgb0), _fold(tf.transpose(poses, [1, 0, 2])),
+                      image_size=image_size, method=projection, sigma_sq=sigma_sq)
+    recon_back = recon_net(rendered["image"], training=True)["xyz"]
+    pose_back = pose_net(rendered["image"], training=True)["pose"]
+    return {
+        "xyz": [xyz0] + tf.unstack(_unfold(recon_back, n_proj)),
+        "rgb0": rgb0,
+        "poses": poses,
+        "pose_out": tf.transpose(_unfold(pose_back, n_proj), [1, 0, 2]),
+        "images": _unfold(rendered["image"], n_proj),
+        "masks": _unfold(rendered["mask"], n_proj),
+    }
+
+
+def _kro_term(config, out: dict, gt: tf.Tensor | None, k: tf.Tensor, kro_seed: tf.Tensor) -> tf.Tensor:
+    """The study's KRO loss (mission.md; baseline §11.1), variant and options of ``config``.
+
+    Against the GT cloud when one is given (``--use_gt_pcl``): KRO(gt, xyz0). Otherwise the first
+    reconstruction is the pseudo ground truth, as in the study's L_gcc: Σ_i KRO(xyz0, pcl_out[i]) over
+    the re-reconstructions the geometric cycle loss compares (i = 1..P−1, and P with
+    ``include_last_render``).
+    """
+    c = config
+
+    def term(reference, pred):
+        return kro.kro_loss(reference, pred, k, variant=c.kro_variant, max_k=c.max_k,
+                            seed=kro_seed if c.kro_variant == "random_partition" else None,
+                            squared=c.kro_squared, safe_norm=c.kro_safe_norm,
+                            cell_penalty=c.kro_cell_penalty, angle_weight=c.kro_angle_weight)
+
+    xyz = out["xyz"]
+    if gt is not None:
+        return term(gt, xyz[0])
+    last = len(xyz) if c.include_last_render else len(xyz) - 1
+    return tf.add_n([term(xyz[0], xyz[i]) for i in range(1, last)])
+
+
+def compute_losses(config, batch: dict, out: dict, k: tf.Tensor, kro_seed: tf.Tensor, wd_recon: tf.Tensor,
+                   wd_pose: tf.Tensor) -> dict:
+    """Every loss of baseline §7 and the two §7.8 sums.
+
+    Args:
+        config: model.config.TrainConfig.
+        batch: ``image`` float32 ``[B, H, W, 3]``, ``mask`` ``[B, H, W]`` and, with ``use_gt_pcl``, the
+            GT cloud ``gt_<gt_type>`` ``[B, M, 3]``.
+        out: the result of :func:`forward`.
+        k: int32 scalar, the KRO partition count drawn for this step.
+        kro_seed: int ``[2]`` stateless seed of the random_partition variant's cuts for this step.
+        wd_recon, wd_pose: float32 scalars, the declared L2 terms of each net (0 unless weight decay).
+
+    Returns:
+        dict over :data:`LOSS_NAMES` of float32 scalars. ``recon_loss`` trains the recon net,
+        ``pose_loss`` the pose net, ``loss_total`` is the baseline's logged total (§7.8);
+        ``loss_symm`` is computed even when unused, as the baseline logs it (§8).
+    """
+    c = config
+    zero = tf.zeros([], tf.float32)
+    img_pred, mask_pred = out["images"][0], out["masks"][0]
+    l_img = image.image_loss(batch["image"], img_pred)
+    l_mask = image.mask_loss(batch["mask"], mask_pred, kind=c.mask_loss)
+    l_fwd, l_bwd = (image.affinity_loss(batch["mask"], mask_pred, form=c.affinity_form)
+                    if c.affinity_loss else (zero, zero))
+    l_3d = cycle.geometric_cycle_loss(out["xyz"], mode=c.cycle_mode, include_last=c.include_last_render,
+                                      backend=c.chamfer_backend)
+    l_pose = cycle.pose_cycle_loss(out["poses"][:, 1:], out["pose_out"][:, 1:], wrap=c.pose_wrap)
+    l_symm = cycle.symmetry_loss(out["xyz"][0], kind=c.symmetry_kind, backend=c.chamfer_backend)
+    gt = batch[c.gt_key] if c.use_gt_pcl else None
+    l_gt = supervision.gt_loss(out["xyz"][0], gt, backend=c.chamfer_backend) if gt is not None else zero
+    l_kro = _kro_term(c, out, gt, k, kro_seed) if c.kro else zero
+
+    recon_loss = (c.lambda_ae * l_img + c.lambda_3d * l_3d + c.lambda_ae_mask * l_mask
+                  + c.lambda_mask_fwd * l_fwd + c.lambda_mask_bwd * l_bwd
+                  + (c.lambda_symm * l_symm if c.symmetry_loss else zero)
+                  + c.lambda_kro * l_kro + c.lambda_gt * l_gt + wd_recon)
+    pose_loss = c.lambda_ae_pose * l_img + c.lambda_pose * l_pose + c.lambda_mask_pose * l_mask + wd_pose
+    return {
+        "loss_total": c.lambda_ae * l_img + c.lambda_3d * l_3d + c.lambda_pose * l_pose,
+        "loss_ae": l_img, "loss_mask": l_mask, "chamfer2d_fwd": l_fwd, "chamfer2d_bwd": l_bwd,
+        "loss_3d": l_3d, "loss_pose": l_pose, "loss_symm": l_symm, "loss_kro": l_kro, "loss_gt": l_gt,
+        "loss_wd": wd_recon + wd_pose, "recon_loss": recon_loss, "pose_loss": pose_loss,
+    }

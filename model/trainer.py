@@ -1,0 +1,357 @@
+"""The training step and loop (baseline §6–§8): two nets, two Adam optimisers, one compiled step.
+
+Shape legend: B global batch (split evenly over the R replicas of the distribution strategy, b = B/R
+each), N points, H = W image size, P = N_PROJ.
+
+One ``tf.function`` step (:meth:`Trainer.train_step`):
+
+1. in cross-replica context, draw the P−1 random poses of the whole global batch (§7.9) and the KRO
+   partition count k from the run's seeded ``tf.random.Generator`` (checkpointed, so a resumed run
+   continues the same random stream); every replica takes the rows of its own samples, so the step is
+   the same computation on 1 or R devices;
+2. per replica: forward (§6) and losses (§7) under ONE persistent tape; the recon net's gradient is taken
+   of ``recon_loss`` and the pose net's of ``pose_loss`` (§7.8, §14), each scaled by 1/R;
+3. gradients and losses are summed over replicas; when every loss and gradient is finite both
+   optimisers apply (the pose optimiser only with ``optimise_pose`` and no GT pose), otherwise nothing
+   changes (the step is skipped and reported, model/optimiser state untouched).
+
+The step is plain graph code (no data-dependent Python control flow), so it is traced without
+AutoGraph, which makes the first call several times faster.
+
+The loop (:func:`fit`) logs, saves renders/clouds and checkpoints into the run directory of
+model/checkpointing.py and stops after ``max_nonfinite`` skipped steps in a row.
+"""
+
+import dataclasses
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from losses import kro
+from model import checkpointing
+from model.config import TrainConfig
+from model.objective import LOSS_NAMES, compute_losses, forward, random_poses
+from model.pose_net import build_pose_net
+from model.recon_net import build_recon_net
+from model.run_logging import RunLogger, save_samples
+
+#: Adam epsilon of the baseline (TF1 default, §7.8; Keras' default is 1e-7).
+ADAM_EPSILON = 1e-8
+#: Adam beta_2 of the baseline (TF1 default, §7.8).
+ADAM_BETA2 = 0.999
+#: Message of a failed tf.debugging numerics check (check_numerics, assert_all_finite).
+_NUMERICS_ERROR = re.compile(r"NaN|Inf")
+#: Keys of a batch the step reads (the rest, e.g. model_id, stays on the host).
+_STEP_KEYS = ("image", "mask", "pose")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training stopped after too many consecutive steps with a non-finite loss or gradient."""
+
+
+def make_strategy(mode: str = "auto") -> tf.distribute.Strategy:
+    """The distribution strategy of a run.
+
+    Args:
+        mode: "auto": MultiWorkerMirroredStrategy when the TF_CONFIG environment variable is set,
+            MirroredStrategy over the local GPUs when there is at least one, else the default strategy;
+            "none": the default strategy.
+    """
+    if mode == "none":
+        return tf.distribute.get_strategy()
+    if mode != "auto":
+        raise ValueError(f"distribution mode must be 'auto' or 'none', got {mode!r}")
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        return tf.distribute.MirroredStrategy([d.name for d in gpus])
+    return tf.distribute.get_strategy()
+
+
+def make_optimizer(config: TrainConfig, name: str) -> keras.optimizers.Adam:
+    """Adam(lr, beta_1, beta_2 = 0.999, epsilon = 1e-8) of baseline §7.8, no schedule, no clipping."""
+    return keras.optimizers.Adam(learning_rate=config.lr, beta_1=config.beta1, beta_2=ADAM_BETA2,
+                                 epsilon=ADAM_EPSILON, name=name)
+
+
+def build_networks(image_size: int, n_points: int, bottleneck: int, weight_decay: bool = False):
+    """(recon_net, pose_net) of baseline §3–§4."""
+    return (build_recon_net(image_size=image_size, n_points=n_points, bottleneck=bottleneck,
+                            weight_decay=weight_decay),
+            build_pose_net(image_size=image_size, bottleneck=bottleneck, weight_decay=weight_decay))
+
+
+def _regularisation(net) -> tf.Tensor:
+    """Sum of a net's declared L2 terms (empty, hence 0, unless built with weight_decay)."""
+    return tf.add_n(net.losses) if net.losses else tf.zeros([], tf.float32)
+
+
+def _all_finite(tensors) -> tf.Tensor:
+    """bool scalar: every element of every tensor is finite."""
+    return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(t)) for t in tensors]))
+
+
+class Trainer:
+    """Networks, optimisers, step counter and random generator of a run, and the compiled step.
+
+    Args:
+        config: the step's configuration.
+        global_batch_size: B, a multiple of the number of replicas.
+        strategy: a tf.distribute strategy (default: the default strategy).
+    """
+
+    def __init__(self, config: TrainConfig, global_batch_size: int, strategy: tf.distribute.Strategy | None = None):
+        self.config = config
+        self.strategy = strategy or tf.distribute.get_strategy()
+        replicas = self.strategy.num_replicas_in_sync
+        if global_batch_size % replicas:
+            raise ValueError(f"batch size {global_batch_size} is not a multiple of the {replicas} replicas")
+        self.global_batch_size = global_batch_size
+        keras.utils.set_random_seed(config.seed)
+        with self.strategy.scope():
+            self.recon_net, self.pose_net = build_networks(config.image_size, config.n_points,
+                                                           config.bottleneck, config.weight_decay)
+            self.optim_recon = make_optimizer(config, "optim_recon")
+            self.optim_pose = make_optimizer(config, "optim_pose")
+            self.optim_recon.build(self.recon_net.trainable_variables)
+            self.optim_pose.build(self.pose_net.trainable_variables)
+        # Used only in cross-replica context, so created outside the strategy's scope.
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.rng = tf.random.Generator.from_seed(config.seed)
+        self._step_fn = tf.function(self._step, autograph=False)
+
+    def checkpoint(self) -> tf.train.Checkpoint:
+        """Checkpoint of both nets, both optimisers, the step counter and the RNG state."""
+        return tf.train.Checkpoint(recon_net=self.recon_net, pose_net=self.pose_net,
+                                   optim_recon=self.optim_recon, optim_pose=self.optim_pose,
+                                   step=self.step, rng=self.rng)
+
+    def distribute(self, batch: dict):
+        """Place a host batch (global B rows) on the replicas: replica r gets rows [r·b, (r+1)·b).
+
+        Only the tensors the step reads are placed (image, mask, pose and the GT cloud when used).
+        """
+        keys = _STEP_KEYS + ((self.config.gt_key,) if self.config.use_gt_pcl else ())
+        batch = {key: tf.convert_to_tensor(batch[key]) for key in keys}
+        replicas = self.strategy.num_replicas_in_sync
+        if replicas == 1:
+            return batch
+        local = self.global_batch_size // replicas
+
+        def slice_for(ctx):
+            start = ctx.replica_id_in_sync_group * local
+            return {key: value[start:start + local] for key, value in batch.items()}
+
+        return self.strategy.experimental_distribute_values_from_function(slice_for)
+
+    def train_step(self, batch: dict) -> tuple[dict, dict, dict | None]:
+        """Run one step on a host batch of B samples.
+
+        A numerics check failing inside the step (e.g. losses.chamfer's check of its input clouds) aborts
+        the step before any update; it is reported like a non-finite loss.
+
+        Returns:
+            (losses, status, sample): ``losses`` dict over LOSS_NAMES of numpy float32 scalars (means over
+            the global batch; NaN when a numerics check aborted the step); ``status`` = {"applied": bool,
+            "grads_recon_finite": bool, "grads_pose_finite": bool, "error": the failed check's message or
+            ""}; ``sample`` (None when aborted) = numpy arrays of the first replica's samples: ``xyz0``
+            [b, N, 3], ``rgb0`` [b, N, 3], ``poses`` [b, P, 2], ``images`` [P, b, H, W, 3], ``masks``
+            [P, b, H, W].
+        """
+        try:
+            losses, status, sample = self._step_fn(self.distribute(batch))
+        except tf.errors.InvalidArgumentError as err:
+            if not _NUMERICS_ERROR.search(err.message):
+                raise
+            # The failed check precedes every update (they need the losses), so nothing changed.
+            self.step.assign_add(1)
+            nan = np.float32("nan")
+            return (dict.fromkeys(LOSS_NAMES, nan),
+                    {"applied": False, "grads_recon_finite": False, "grads_pose_finite": False,
+                     "error": next(line.strip() for line in err.message.splitlines()
+                                   if _NUMERICS_ERROR.search(line))}, None)
+        self.step.assign_add(1)
+        as_np = lambda d: {key: value.numpy() for key, value in d.items()}  # noqa: E731
+        status = {key: bool(value) for key, value in as_np(status).items()}
+        return as_np(losses), {**status, "error": ""}, as_np(sample)
+
+    def _step(self, batch):
+        c = self.config
+        poses = random_poses(self.rng, self.global_batch_size, c.n_proj - 1)
+        k = (kro.sample_k(c.max_k, min_k=c.min_k, generator=self.rng, round_continuous=c.kro_round_k)
+             if c.kro else tf.zeros([], tf.int32))
+        kro_seed = (self.rng.make_seeds(1)[:, 0] if c.kro and c.kro_variant == "random_partition"
+                    else tf.zeros([2], tf.int64))
+        losses, grads_recon, grads_pose, sample = self.strategy.run(self._replica_step,
+                                                                    args=(batch, poses, k, kro_seed))
+        total = lambda value: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)  # noqa: E731
+        losses = {name: total(value) for name, value in losses.items()}
+        grads_recon = [total(g) for g in grads_recon]
+        grads_pose = [total(g) for g in grads_pose]
+        status = {"grads_recon_finite": _all_finite(grads_recon),
+                  "grads_pose_finite": _all_finite(grads_pose) if grads_pose else tf.constant(True)}
+        applied = _all_finite(losses.values()) & status["grads_recon_finite"] & status["grads_pose_finite"]
+
+        def apply():
+            self.optim_recon.apply_gradients(zip(grads_recon, self.recon_net.trainable_variables))
+            if grads_pose:
+                self.optim_pose.apply_gradients(zip(grads_pose, self.pose_net.trainable_variables))
+            return tf.constant(True)
+
+        status["applied"] = tf.cond(applied, apply, lambda: tf.constant(False))
+        first = lambda value: self.strategy.experimental_local_results(value)[0]  # noqa: E731
+        return losses, status, {key: first(value) for key, value in sample.items()}
+
+    def _replica_step(self, batch, poses_global, k, kro_seed):
+        c = self.config
+        ctx = tf.distribute.get_replica_context()
+        replicas = ctx.num_replicas_in_sync
+        local = tf.shape(batch["image"])[0]
+        start = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * local
+        poses_random = poses_global[start:start + local]
+        with tf.GradientTape(persistent=True) as tape:
+            out = forward(self.recon_net, self.pose_net, batch["image"], poses_random,
+                          batch["pose"] if c.use_gt_pose else None, image_size=c.image_size,
+                          projection=c.projection, sigma_sq=c.sigma_sq)
+            losses = compute_losses(c, batch, out, k, kro_seed, _regularisation(self.recon_net),
+                                    _regularisation(self.pose_net))
+            losses = {name: value / replicas for name, value in losses.items()}
+        grads_recon = tape.gradient(losses["recon_loss"], self.recon_net.trainable_variables)
+        grads_pose = (tape.gradient(losses["pose_loss"], self.pose_net.trainable_variables)
+                      if c.trains_pose_net else [])
+        del tape
+        for grads, net in ((grads_recon, self.recon_net), (grads_pose, self.pose_net)):
+            missing = [v.path for g, v in zip(grads, net.trainable_variables) if g is None]
+            if missing:
+                raise ValueError(f"model/trainer.py: no gradient reaches {missing}")
+        sample = {"xyz0": out["xyz"][0], "rgb0": out["rgb0"], "poses": out["poses"],
+                  "images": out["images"], "masks": out["masks"]}
+        return losses, grads_recon, grads_pose, sample
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+    """Schedule and outputs of the training loop (baseline §8).
+
+    Attributes:
+        exp_dir: the run directory.
+        n_iters: train until the step counter reaches this (--N_ITERS).
+        print_n: log interval in steps.
+        save_n: renders/clouds every save_n steps (step indices 0, save_n, 2·save_n, …).
+        save_model_n: checkpoint whenever the number of completed steps is a multiple of it (and at the end).
+    """
+
+    exp_dir: str
+    n_iters: int
+    print_n: int = 100
+    save_n: int = 1000
+    save_model_n: int = 5000
+
+
+def describe_nonfinite(losses: dict, status: dict) -> str:
+    """Name what was non-finite in a skipped step: the failed check, else the losses, else the gradients."""
+    if status["error"]:
+        return status["error"]
+    bad = [name for name in LOSS_NAMES if not np.isfinite(losses[name])]
+    bad += [f"gradient of {loss}" for key, loss in (("grads_recon_finite", "recon_loss"),
+                                                   ("grads_pose_finite", "pose_loss")) if not status[key]]
+    return ", ".join(bad)
+
+
+def restore_latest(trainer: Trainer, manager: tf.train.CheckpointManager) -> str | None:
+    """Restore the newest checkpoint of ``manager`` into ``trainer`` (automatic resume, §8).
+
+    Returns:
+        The checkpoint prefix restored, or None when there is none (fresh start).
+    """
+    path = manager.latest_checkpoint
+    if path is not None:
+        manager.checkpoint.restore(path).assert_existing_objects_matched()
+    return path
+
+
+def fit(trainer: Trainer, batches: Iterator[dict], loop: LoopConfig, manager: tf.train.CheckpointManager,
+        log: Callable[[str], None] = print) -> int:
+    """Train from ``trainer.step`` up to ``loop.n_iters`` steps.
+
+    Args:
+        trainer: a Trainer, already restored when resuming.
+        batches: host batches of B samples (dicts of data/tfrecords.py).
+        loop: schedule and run directory.
+        manager: checkpoint manager of ``trainer.checkpoint()``.
+        log: where progress lines go.
+
+    Returns:
+        The number of completed steps.
+
+    Raises:
+        NonFiniteLossError: ``max_nonfinite`` consecutive steps were skipped; the model was not changed by
+            them and the newest checkpoint is the last good state.
+    """
+    start = int(trainer.step.numpy())
+    logger = RunLogger(loop.exp_dir, fresh=start == 0)
+    sums, applied, skipped_in_row, skipped_total = dict.fromkeys(LOSS_NAMES, 0.0), 0, 0, 0
+    t_start = t_interval = time.perf_counter()
+    interval_start = start
+    try:
+        for it in range(start, loop.n_iters):
+            batch = next(batches)
+            losses, status, sample = trainer.train_step(batch)
+            if status["applied"]:
+                skipped_in_row, applied = 0, applied + 1
+                for name in LOSS_NAMES:
+                    sums[name] += float(losses[name])
+            else:
+                skipped_in_row, skipped_total = skipped_in_row + 1, skipped_total + 1
+                log(f"step {it}: non-finite {describe_nonfinite(losses, status)}; step skipped, model "
+                    f"unchanged ({skipped_in_row} in a row, {skipped_total} in this run)")
+                if skipped_in_row >= trainer.config.max_nonfinite:
+                    raise NonFiniteLossError(
+                        f"training stopped at step {it}: {skipped_in_row} steps in a row had a non-finite loss "
+                        f"or gradient ({describe_nonfinite(losses, status)}); the newest checkpoint in "
+                        f"{loop.exp_dir}/{checkpointing.CHECKPOINT_DIR} holds the last good state")
+            if it % loop.save_n == 0 and sample is not None:
+                save_samples(loop.exp_dir, it, {k: np.asarray(v) for k, v in batch.items()}, sample)
+            done = it + 1
+            if done % loop.print_n == 0:
+                now = time.perf_counter()
+                means = {n: sums[n] / applied if applied else float("nan") for n in LOSS_NAMES}
+                log(logger.write(done, means, (done - interval_start) / (now - t_interval),
+                                 (now - t_start) / 60.0))
+                sums, applied, interval_start, t_interval = dict.fromkeys(LOSS_NAMES, 0.0), 0, done, now
+            if done % loop.save_model_n == 0:
+                manager.save(checkpoint_number=done)
+        final = int(trainer.step.numpy())
+        if manager.latest_checkpoint is None or checkpointing.checkpoint_step(manager.latest_checkpoint) != final:
+            manager.save(checkpoint_number=final)
+        return final
+    finally:
+        logger.close()
+
+
+def load_for_inference(exp_dir, step: int | None = None):
+    """The trained networks of a run, for evaluation and prediction.
+
+    Args:
+        exp_dir: a run directory written by train.py.
+        step: the checkpoint's step; None for the newest.
+
+    Returns:
+        (recon_net, pose_net, config): the two Keras models with the checkpoint's weights and the run's
+        flags as a dict (flags.json).
+
+    Raises:
+        FileNotFoundError: no flags.json, or no (such) checkpoint; the message says which.
+    """
+    config = checkpointing.read_flags(exp_dir)
+    recon_net, pose_net = build_networks(config["H"], config["N_PTS"], config["bottleneck"])
+    path = checkpointing.checkpoint_path(exp_dir, step)
+    tf.train.Checkpoint(recon_net=recon_net, pose_net=pose_net).restore(path).expect_partial() \
+        .assert_existing_objects_matched()
+    return recon_net, pose_net, config

@@ -1,0 +1,227 @@
+"""Tests of the training step and loop (model/trainer.py, model/objective.py; baseline §6–§8, §14).
+
+Tiny configurations (N = 256 points, P = 2) on the tiny_dataset fixture keep every Trainer cheap; the
+overfit test uses the baseline's network size (N = 1024) because the silhouette needs the points.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data.tfrecords import make_dataset
+from model import checkpointing
+from model.config import TrainConfig
+from model.objective import LOSS_NAMES, forward, random_poses
+from model.projection import render
+from model.trainer import (ADAM_EPSILON, LoopConfig, NonFiniteLossError, Trainer, build_networks,
+                           describe_nonfinite, fit, restore_latest)
+
+#: run.sh weights (baseline §9) at a tiny size.
+RUN_SH = dict(lambda_ae=100.0, lambda_ae_mask=100.0, lambda_mask_fwd=1e-4, lambda_mask_bwd=1e-4,
+              lambda_3d=1e4, lambda_pose=1.0, affinity_loss=True, optimise_pose=True)
+TINY = dict(n_points=256, n_proj=2, lr=1e-3)
+
+
+def _batches(data_dir, batch_size, count):
+    ds = make_dataset(data_dir, "train", batch_size, shuffle=True, seed=0)
+    return [{k: v.numpy() for k, v in b.items()} for b, _ in zip(ds, range(count))]
+
+
+@pytest.fixture(scope="module")
+def batches(tiny_dataset):
+    """Six host batches of B = 2 from the training split."""
+    return _batches(tiny_dataset, 2, 6)
+
+
+def _weights(net):
+    return [v.numpy().copy() for v in net.trainable_variables]
+
+
+def _changed(before, net):
+    return [not np.array_equal(a, v.numpy()) for a, v in zip(before, net.trainable_variables)]
+
+
+@pytest.fixture(scope="module")
+def full_trainer():
+    """Every loss on: affinity, symmetry, KRO (sound) and GT supervision (area), weight decay."""
+    config = TrainConfig(**TINY, **RUN_SH, beta1=0.5, symmetry_loss=True, lambda_symm=1.0, kro=True,
+                         kro_variant="sound", min_k=2, max_k=3, use_gt_pcl=True, gt_type="area", lambda_gt=1.0,
+                         weight_decay=True, max_nonfinite=3, seed=1)
+    return Trainer(config, 2)
+
+
+def test_random_poses_ranges_and_seed():
+    """§7.9: az ∈ [−π, π), el ∈ [−20°, 40°); the same seed gives the same poses."""
+    poses = random_poses(tf.random.Generator.from_seed(5), 64, 3).numpy()
+    assert poses.shape == (64, 3, 2)
+    assert poses[..., 0].min() >= -math.pi and poses[..., 0].max() < math.pi
+    assert poses[..., 1].min() >= math.radians(-20) and poses[..., 1].max() < math.radians(40)
+    assert poses[..., 0].std() > 1.0  # spread over the whole circle, not a constant
+    np.testing.assert_array_equal(poses, random_poses(tf.random.Generator.from_seed(5), 64, 3).numpy())
+
+
+def test_forward_batched_renders_match_per_pose_loop(batches):
+    """The P·B folding of forward() equals the baseline's loop over the P poses (§6)."""
+    recon, pose_net = build_networks(64, 256, 128)
+    images = batches[0]["image"]
+    poses_random = tf.constant([[[0.3, 0.1], [-2.0, -0.2]], [[1.5, 0.5], [2.5, 0.0]]], tf.float32)
+    out = forward(recon, pose_net, images, poses_random, None, image_size=64, projection="fast", sigma_sq=0.4)
+    first = recon(images)
+    assert out["poses"].shape == (2, 3, 2) and len(out["xyz"]) == 4
+    np.testing.assert_allclose(out["poses"][:, 0], pose_net(images)["pose"], atol=1e-6)
+    for k in range(3):
+        ref = render(first["xyz"], first["rgb"], out["poses"][:, k], image_size=64, method="fast")
+        np.testing.assert_allclose(out["masks"][k], ref["mask"], atol=1e-5)
+        np.testing.assert_allclose(out["images"][k], ref["image"], atol=1e-5)
+        np.testing.assert_allclose(out["xyz"][k + 1], recon(ref["image"])["xyz"], atol=1e-4)
+        np.testing.assert_allclose(out["pose_out"][:, k], pose_net(ref["image"])["pose"], atol=1e-5)
+
+
+def test_step_returns_every_loss_finite_and_composed_as_baseline(full_trainer, batches):
+    wd_recon = float(tf.add_n(full_trainer.recon_net.losses))
+    wd_pose = float(tf.add_n(full_trainer.pose_net.losses))
+    losses, status, sample = full_trainer.train_step(batches[0])
+    assert set(losses) == set(LOSS_NAMES)
+    assert all(np.isfinite(v) for v in losses.values()), losses
+    assert status == {"applied": True, "grads_recon_finite": True, "grads_pose_finite": True, "error": ""}
+    for name in ("loss_ae", "loss_mask", "chamfer2d_fwd", "chamfer2d_bwd", "loss_3d", "loss_pose",
+                 "loss_symm", "loss_kro", "loss_gt", "loss_wd"):
+        assert losses[name] > 0, name
+    c, l = full_trainer.config, losses
+    recon = (c.lambda_ae * l["loss_ae"] + c.lambda_3d * l["loss_3d"] + c.lambda_ae_mask * l["loss_mask"]
+             + c.lambda_mask_fwd * l["chamfer2d_fwd"] + c.lambda_mask_bwd * l["chamfer2d_bwd"]
+             + c.lambda_symm * l["loss_symm"] + c.lambda_kro * l["loss_kro"] + c.lambda_gt * l["loss_gt"])
+    pose = c.lambda_ae_pose * l["loss_ae"] + c.lambda_pose * l["loss_pose"] + c.lambda_mask_pose * l["loss_mask"]
+    assert l["recon_loss"] == pytest.approx(recon + wd_recon, rel=1e-5)       # §7.8
+    assert l["pose_loss"] == pytest.approx(pose + wd_pose, rel=1e-5)
+    assert l["loss_wd"] == pytest.approx(wd_recon + wd_pose, rel=1e-5)
+    assert l["loss_total"] == pytest.approx(c.lambda_ae * l["loss_ae"] + c.lambda_3d * l["loss_3d"]
+                                            + c.lambda_pose * l["loss_pose"], rel=1e-5)
+    assert sample["images"].shape == (2, 2, 64, 64, 3) and sample["xyz0"].shape == (2, 256, 3)
+
+
+def test_optimisers_are_baseline_adam(full_trainer):
+    """§7.8/§14: Adam(lr, beta_1 = --beta1, beta_2 = 0.999, epsilon = 1e-8), one per net."""
+    for opt in (full_trainer.optim_recon, full_trainer.optim_pose):
+        assert opt.epsilon == ADAM_EPSILON == 1e-8
+        assert opt.beta_1 == 0.5 and opt.beta_2 == 0.999
+        assert float(opt.learning_rate.numpy()) == pytest.approx(1e-3)
+    assert full_trainer.optim_recon is not full_trainer.optim_pose
+
+
+@pytest.mark.parametrize("only, moved, fixed", [
+    (dict(lambda_pose=1.0), "pose_net", "recon_net"),
+    (dict(lambda_3d=1.0, lambda_mask_fwd=1.0, lambda_mask_bwd=1.0), "recon_net", "pose_net"),
+])
+def test_gradient_routing(batches, only, moved, fixed):
+    """§7.8: the recon net never gets L_pose; the pose net never gets L_3D or the affinity terms.
+
+    All weights are 0 except the named ones; a net whose loss then carries none of them receives an
+    all-zero gradient, so Adam leaves it bit-for-bit unchanged, while the other net moves (most of its
+    variables: a ReLU unit that is off for every pixel of the batch gets no gradient).
+    """
+    zero = dict(lambda_ae=0.0, lambda_ae_pose=0.0, lambda_ae_mask=0.0, lambda_mask_fwd=0.0, lambda_mask_bwd=0.0,
+                lambda_mask_pose=0.0, lambda_3d=0.0, lambda_pose=0.0)
+    trainer = Trainer(TrainConfig(**TINY, **{**zero, **only}, affinity_loss=True, optimise_pose=True, seed=2), 2)
+    nets = {"recon_net": trainer.recon_net, "pose_net": trainer.pose_net}
+    before = {name: _weights(net) for name, net in nets.items()}
+    _, status, _ = trainer.train_step(batches[0])
+    assert status["applied"]
+    assert not any(_changed(before[fixed], nets[fixed])), f"{fixed} was updated"
+    moved_vars = _changed(before[moved], nets[moved])
+    assert sum(moved_vars) > len(moved_vars) // 2, f"{moved}: only {sum(moved_vars)} variables updated"
+
+
+def test_nonfinite_step_is_skipped_and_named(full_trainer, batches):
+    """A NaN image makes every loss NaN (losses.chamfer's input check fires first and names itself):
+    the step is skipped, model and Adam state untouched."""
+    bad = {**batches[1], "image": np.full_like(batches[1]["image"], np.nan)}
+    recon, pose = _weights(full_trainer.recon_net), _weights(full_trainer.pose_net)
+    slots = [v.numpy().copy() for v in full_trainer.optim_recon.variables]
+    step = int(full_trainer.step.numpy())
+    losses, status, _ = full_trainer.train_step(bad)
+    assert not status["applied"]
+    assert "losses.chamfer" in describe_nonfinite(losses, status) and np.isnan(losses["loss_ae"])
+    assert not any(_changed(recon, full_trainer.recon_net)) and not any(_changed(pose, full_trainer.pose_net))
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(slots, full_trainer.optim_recon.variables))
+    assert int(full_trainer.step.numpy()) == step + 1  # the step counter counts batches, skipped or not
+
+
+def test_nonfinite_gradient_of_faithful_kro_is_skipped(batches):
+    """The faithful KRO's tf.norm has a NaN gradient for k = 1 (its anchor is the centre point): finite
+    losses, non-finite gradient; the step is skipped and the gradient named."""
+    trainer = Trainer(TrainConfig(**TINY, kro=True, kro_variant="faithful", min_k=1, max_k=1), 2)
+    losses, status, _ = trainer.train_step(batches[0])
+    assert all(np.isfinite(v) for v in losses.values())
+    assert not status["applied"] and not status["grads_recon_finite"]
+    assert describe_nonfinite(losses, status) == "gradient of recon_loss"
+    assert int(trainer.optim_recon.iterations.numpy()) == 0
+
+
+def test_fit_stops_after_max_nonfinite_and_keeps_last_good_checkpoint(full_trainer, batches, tmp_path):
+    manager = checkpointing.checkpoint_manager(full_trainer.checkpoint(), tmp_path, keep=2)
+    manager.save(checkpoint_number=int(full_trainer.step.numpy()))
+    weights = _weights(full_trainer.recon_net)
+    bad = {**batches[1], "image": np.full_like(batches[1]["image"], np.nan)}
+    lines = []
+    loop = LoopConfig(exp_dir=str(tmp_path), n_iters=int(full_trainer.step.numpy()) + 50, print_n=1,
+                      save_n=1000, save_model_n=1)
+    with pytest.raises(NonFiniteLossError, match="3 steps in a row"):
+        fit(full_trainer, iter([bad] * 50), loop, manager, log=lines.append)
+    skipped = [line for line in lines if "non-finite" in line]
+    assert len(skipped) == 3 and all("NaN" in line for line in skipped)
+    assert not any(_changed(weights, full_trainer.recon_net))
+    kernel = full_trainer.recon_net.trainable_variables[0]
+    kernel.assign_add(tf.ones_like(kernel))
+    full_trainer.checkpoint().restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    assert not any(_changed(weights, full_trainer.recon_net))
+
+
+def test_resume_continues_exactly(batches, tmp_path):
+    """Checkpoint after 3 steps, restore into a fresh Trainer: the next steps give the same losses and
+    weights as the uninterrupted run (nets, both Adams, step counter and random-pose stream restored)."""
+    config = TrainConfig(**TINY, **RUN_SH, seed=4)
+    first = Trainer(config, 2)
+    manager = checkpointing.checkpoint_manager(first.checkpoint(), tmp_path, keep=2)
+    for batch in batches[:3]:
+        first.train_step(batch)
+    manager.save(checkpoint_number=3)
+    expected = [first.train_step(batch)[0] for batch in batches[3:5]]
+
+    second = Trainer(config, 2)
+    manager2 = checkpointing.checkpoint_manager(second.checkpoint(), tmp_path, keep=2)
+    assert restore_latest(second, manager2).endswith("ckpt-3")
+    assert int(second.step.numpy()) == 3
+    assert int(second.optim_recon.iterations.numpy()) == 3 == int(second.optim_pose.iterations.numpy())
+    got = [second.train_step(batch)[0] for batch in batches[3:5]]
+    for e, g in zip(expected, got):
+        for name in LOSS_NAMES:
+            np.testing.assert_allclose(g[name], e[name], rtol=1e-5, atol=1e-7, err_msg=name)
+    for a, b in zip(first.recon_net.trainable_variables + first.optim_recon.variables,
+                    second.recon_net.trainable_variables + second.optim_recon.variables):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-7)
+
+
+OVERFIT_STEPS = 80
+
+
+def test_overfit_drives_silhouette_iou_above_0_7(tiny_dataset):
+    """--overfit with the run.sh weights (N = 1024, P = 2, B = 1): the IoU between the render at the
+    predicted pose (soft mask > 0.5) and the input mask goes from its start (< 0.2: the initial cloud
+    is a tiny blob) to > 0.7 within OVERFIT_STEPS = 80 steps."""
+    batch = _batches(tiny_dataset, 1, 1)[0]
+    trainer = Trainer(TrainConfig(n_points=1024, n_proj=2, lr=5e-4, **RUN_SH), 1)
+    target = batch["mask"][0] > 0.5
+
+    def iou(sample):
+        pred = sample["masks"][0, 0] > 0.5
+        return (pred & target).sum() / (pred | target).sum()
+
+    start = iou(trainer.train_step(batch)[2])
+    for _ in range(OVERFIT_STEPS - 1):
+        _, status, sample = trainer.train_step(batch)
+        assert status["applied"]
+    assert start < 0.2
+    assert iou(sample) > 0.7, f"IoU {start:.3f} -> {iou(sample):.3f} after {OVERFIT_STEPS} steps"

@@ -1,0 +1,106 @@
+"""Train the reconstruction and pose networks (baseline §6–§9; the study's KRO loss and GT supervision).
+
+Usage::
+
+    python train.py --flagfile=presets/demo.flags            # a few minutes on the built-in sample
+    python train.py --flagfile=presets/baseline_run.flags    # the baseline's run.sh
+    python train.py --exp=expts/mine --data_dir=DIR --categ=chair ...
+
+Without ``--data_dir`` the built-in sample meshes are rendered into ``generated/datasets/sample_<H>``
+the first time. Outputs go to ``--exp`` (see model/checkpointing.py and model/run_logging.py); an
+interrupted run started again with the same ``--exp`` resumes from its newest checkpoint.
+"""
+
+import itertools
+from pathlib import Path
+
+from absl import app, flags, logging
+
+import common_flags
+from data import build, tfrecords
+from model import checkpointing
+from model.trainer import LoopConfig, NonFiniteLossError, Trainer, fit, make_strategy, restore_latest
+
+FLAGS = flags.FLAGS
+flags.mark_flag_as_required("exp")
+
+#: Flags that fix the networks' shapes: a run directory cannot be resumed with other values.
+_ARCHITECTURE_FLAGS = ("H", "N_PTS", "bottleneck")
+
+
+def _data_dir() -> Path:
+    """``--data_dir``, or the built-in sample (rendered now when missing)."""
+    if FLAGS.data_dir:
+        path = Path(FLAGS.data_dir)
+        tfrecords.read_index(path)  # a clear error when it is not a built data set
+        return path
+    path = build.DEFAULT_OUT / f"sample_{FLAGS.H}"
+    try:
+        tfrecords.read_index(path)
+    except FileNotFoundError:
+        logging.info("building the built-in sample data set into %s (first run only)", path)
+        summary = build.build_dataset(source="builtin", out_dir=path, views=FLAGS.data_views,
+                                      image_size=FLAGS.H, progress=True)
+        logging.info("%s", summary["line"])
+    return path
+
+
+def _check_resumable(exp: Path) -> None:
+    """Refuse to resume a run directory with networks of another shape (clear error, not a restore failure)."""
+    try:
+        previous = checkpointing.read_flags(exp)
+    except FileNotFoundError:
+        return
+    changed = {name: (previous.get(name), FLAGS[name].value) for name in _ARCHITECTURE_FLAGS
+               if previous.get(name) != FLAGS[name].value}
+    if changed and (exp / checkpointing.CHECKPOINT_DIR).is_dir():
+        raise app.UsageError(f"{exp} holds checkpoints of other networks (flag: (was, now) = {changed}); "
+                             "use another --exp")
+
+
+def _batches(data_dir: Path, config, start: int):
+    """Host batches: the data set shuffled with a seed that moves on with the resumed step, or the
+    first batch forever with --overfit (baseline §2.4)."""
+    dataset = tfrecords.make_dataset(
+        data_dir, FLAGS.split, FLAGS.batch_size, shuffle=True,
+        seed=FLAGS.seed if FLAGS.overfit else FLAGS.seed + start,
+        categories=common_flags.categories_from_flag(FLAGS.categ),
+        gt_types=[config.gt_key] if config.use_gt_pcl else [])
+    batches = iter(dataset)
+    return itertools.repeat(next(batches)) if FLAGS.overfit else batches
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = common_flags.train_config_from_flags()
+    exp = Path(FLAGS.exp)
+    _check_resumable(exp)
+    checkpointing.write_flags(exp, common_flags.flagfile_text(), common_flags.flags_dict())
+    data_dir = _data_dir()
+
+    strategy = make_strategy(FLAGS.distribute)
+    trainer = Trainer(config, FLAGS.batch_size, strategy)
+    manager = checkpointing.checkpoint_manager(trainer.checkpoint(), exp, FLAGS.keep_checkpoints)
+    restored = restore_latest(trainer, manager)
+    start = int(trainer.step.numpy())
+    if restored:
+        logging.info("resumed from %s: step %d, optimiser iterations recon %d / pose %d", restored, start,
+                     int(trainer.optim_recon.iterations.numpy()), int(trainer.optim_pose.iterations.numpy()))
+    else:
+        logging.info("starting a new run in %s", exp)
+    logging.info("data %s, %d replica(s), projection %s", data_dir, strategy.num_replicas_in_sync,
+                 config.projection)
+
+    loop = LoopConfig(exp_dir=str(exp), n_iters=FLAGS.N_ITERS, print_n=FLAGS.print_n, save_n=FLAGS.save_n,
+                      save_model_n=FLAGS.save_model_n)
+    try:
+        final = fit(trainer, _batches(data_dir, config, start), loop, manager, log=logging.info)
+    except NonFiniteLossError as err:
+        logging.error("%s", err)
+        raise SystemExit(f"train.py: {err}") from None
+    logging.info("done: %d steps; newest checkpoint %s", final, manager.latest_checkpoint)
+
+
+if __name__ == "__main__":
+    app.run(main)
