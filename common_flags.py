@@ -56,9 +56,9 @@ flags.DEFINE_float("lambda_mask_pose", 1.0, "Weight of the mask loss in the pose
 flags.DEFINE_float("lambda_3d", 1.0, "Weight of the geometric cycle loss (§7.4, §7.8).")
 flags.DEFINE_float("lambda_pose", 0.0, "Weight of the pose cycle loss in the pose loss (§7.5, §7.8).")
 flags.DEFINE_float("lambda_symm", 0.0, "Weight of the symmetry loss when --symmetry_loss (§7.6).")
-flags.DEFINE_boolean("use_mult_proj", False, "Nearest-neighbour mask consistency of the baseline's "
-                     "multiple_mask_main.py (§7.7); not supported by this trainer (it needs neighbour "
-                     "images in the data set) and rejected with an error.")
+flags.DEFINE_boolean("use_mult_proj", False, "Add the nearest-neighbour mask terms of the baseline's "
+                     "multiple_mask_main.py (§7.7) to the recon loss, weighted like the main mask terms; "
+                     "needs --knn_list (the baseline's own NN script only logged them).")
 
 # --- Corrected forms of the baseline's quirks (baseline §7, §13.6); off = the baseline's code ----------
 flags.DEFINE_enum("affinity_form", "closed", ["closed", "chamfer2d"], "Affinity terms: the closed form the "
@@ -104,6 +104,12 @@ flags.DEFINE_string("data_dir", "", "Data set built by `python -m data.build`. E
                     "at generated/datasets/sample_<H>, built automatically when missing.")
 flags.DEFINE_integer("data_views", 4, "Views per model when the built-in sample is built automatically.")
 flags.DEFINE_string("split", "train", "Split of the data set to train on.")
+flags.DEFINE_string("knn_list", "", "Nearest-neighbour list (.npy: the baseline's knn_list_<synset>.npy or one "
+                    "written by `python -m data.neighbours`): train on its anchors, each paired every step "
+                    "with a listed neighbour; the §7.7 terms are then logged (and trained with "
+                    "--use_mult_proj).")
+flags.DEFINE_integer("knn_ranks", 5, "Neighbour ranks drawn from, 1..knn_ranks (the baseline's writer: 5, "
+                     "§2.7).", lower_bound=1)
 flags.DEFINE_integer("max_nonfinite", 20, "Stop training after this many steps in a row with a non-finite "
                      "loss or gradient (each such step is skipped and logged).")
 flags.DEFINE_integer("keep_checkpoints", 2, "Checkpoints kept in <exp>/checkpoints (the baseline kept 2, §8).")
@@ -139,14 +145,14 @@ def train_config_from_flags() -> TrainConfig:
     """The training configuration the parsed flags describe.
 
     Raises:
-        ValueError: inconsistent flags (non-square images, unsupported --use_mult_proj, ...).
+        ValueError: inconsistent flags (non-square images, --use_mult_proj without --knn_list, ...).
     """
     f = FLAGS
     if f.H != f.W:
         raise ValueError(f"--H={f.H} and --W={f.W} differ; images are square")
-    if f.use_mult_proj:
-        raise ValueError("--use_mult_proj (§7.7) needs nearest-neighbour image pairs, which this project's "
-                         "data sets do not hold; the baseline's own script never enabled it either")
+    if f.use_mult_proj and not f.knn_list:
+        raise ValueError("--use_mult_proj (§7.7) needs nearest-neighbour pairs: give --knn_list (compute one "
+                         "from a trained run with `python -m data.neighbours`)")
     return TrainConfig(
         image_size=f.H, n_points=f.N_PTS, n_proj=f.N_PROJ, bottleneck=f.bottleneck, sigma_sq=f.sigma_sq,
         lr=f.lr, beta1=f.beta1,
@@ -162,6 +168,7 @@ def train_config_from_flags() -> TrainConfig:
         kro_variant=f.kro_variant, kro_round_k=f.kro_round_k, kro_squared=f.kro_squared,
         kro_safe_norm=f.kro_safe_norm, kro_cell_penalty=f.kro_cell_penalty, kro_angle_weight=f.kro_angle_weight,
         use_gt_pcl=f.use_gt_pcl, gt_type=f.gt_type, lambda_gt=f.lambda_gt,
+        neighbours=bool(f.knn_list), use_mult_proj=f.use_mult_proj,
         projection=f.projection, chamfer_backend=f.chamfer_backend, seed=f.seed,
         max_nonfinite=f.max_nonfinite,
     )

@@ -5,6 +5,7 @@ Usage::
     python train.py --flagfile=presets/demo.flags            # a few minutes on the built-in sample
     python train.py --flagfile=presets/baseline_run.flags    # the baseline's run.sh
     python train.py --exp=expts/mine --data_dir=DIR --categ=chair ...
+    python train.py ... --knn_list=knn_list_chair.npy --use_mult_proj   # OURS-NN (§7.7, data/neighbours.py)
 
 Without ``--data_dir`` the built-in sample meshes are rendered into ``generated/datasets/sample_<H>``
 the first time. Outputs go to ``--exp`` (see model/checkpointing.py and model/run_logging.py); an
@@ -17,7 +18,7 @@ from pathlib import Path
 from absl import app, flags, logging
 
 import common_flags
-from data import build, tfrecords
+from data import build, neighbours, tfrecords
 from model import checkpointing
 from model.trainer import LoopConfig, NonFiniteLossError, Trainer, fit, make_strategy, restore_latest
 
@@ -60,12 +61,19 @@ def _check_resumable(exp: Path) -> None:
 
 def _batches(data_dir: Path, config, start: int):
     """Host batches: the data set shuffled with a seed that moves on with the resumed step, or the
-    first batch forever with --overfit (baseline §2.4)."""
-    dataset = tfrecords.make_dataset(
-        data_dir, FLAGS.split, FLAGS.batch_size, shuffle=True,
-        seed=FLAGS.seed if FLAGS.overfit else FLAGS.seed + start,
-        categories=common_flags.categories_from_flag(FLAGS.categ),
-        gt_types=[config.gt_key] if config.use_gt_pcl else [])
+    first batch forever with --overfit (baseline §2.4); with --knn_list, the list's anchors each with a
+    neighbour image (data/neighbours.py, baseline §6)."""
+    seed = FLAGS.seed if FLAGS.overfit else FLAGS.seed + start
+    categories = common_flags.categories_from_flag(FLAGS.categ)
+    gt_types = [config.gt_key] if config.use_gt_pcl else []
+    if FLAGS.knn_list:
+        pairs = neighbours.load_pairs(FLAGS.knn_list, data_dir, FLAGS.split, categories, FLAGS.knn_ranks)
+        logging.info("%s", pairs.summary)
+        dataset = neighbours.paired_dataset(pairs, data_dir, FLAGS.split, FLAGS.batch_size, seed=seed,
+                                            first_step=start, categories=categories, gt_types=gt_types)
+    else:
+        dataset = tfrecords.make_dataset(data_dir, FLAGS.split, FLAGS.batch_size, shuffle=True, seed=seed,
+                                         categories=categories, gt_types=gt_types)
     batches = iter(dataset)
     return itertools.repeat(next(batches)) if FLAGS.overfit else batches
 

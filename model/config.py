@@ -64,6 +64,8 @@ class TrainConfig:
     use_gt_pcl: bool = False          # Chamfer to the GT cloud (mission.md)
     gt_type: str = "uniform"          # "uniform" (baseline GT) or "area" (the study's)
     lambda_gt: float = 1.0
+    neighbours: bool = False          # batches hold image_2/mask_2 (--knn_list): §7.7 terms logged
+    use_mult_proj: bool = False       # --use_mult_proj: §7.7 terms in the recon loss (needs neighbours)
     projection: str = "fast"          # model/projection.py method
     chamfer_backend: str = "auto"     # losses/chamfer.py backend
     seed: int = 0                     # weights, random poses, k of KRO
@@ -81,6 +83,8 @@ class TrainConfig:
             raise ValueError(f"N_PROJ must be >= 2 (1 predicted + at least 1 random pose), got {self.n_proj}")
         if not 1 <= self.min_k <= self.max_k:
             raise ValueError(f"KRO needs 1 <= min_k <= max_k, got min_k={self.min_k}, max_k={self.max_k}")
+        if self.use_mult_proj and not self.neighbours:
+            raise ValueError("use_mult_proj (§7.7) needs neighbour data: set neighbours (--knn_list)")
         if self.max_nonfinite < 1:
             raise ValueError(f"max_nonfinite must be >= 1, got {self.max_nonfinite}")
 

@@ -2,6 +2,8 @@
 
 Shape legend: B batch (per device), N points, H = W image size, P = N_PROJ projections (index 0 at the
 pose net's prediction or the GT pose, 1..P−1 at random poses). Poses are (azimuth, elevation) in radians.
+With nearest-neighbour data (``--knn_list``, data/neighbours.py) a batch also holds ``image_2``/``mask_2``,
+a neighbour image of another model and its mask (baseline §6, multiple_mask_main.py).
 
 The P renders and the P re-reconstructions are computed as one batch of P·B (projection-major: row
 k·B + b is projection k of sample b); the networks have no batch-dependent layers, so this is the same
@@ -14,16 +16,23 @@ import math
 import tensorflow as tf
 
 from losses import cycle, image, kro, supervision
-from model.projection import render
+from losses.neighbours import neighbour_mask_loss
+from model.camera import project
+from model.projection import render, silhouette_faithful, silhouette_fast
 
 #: Azimuth range of the random poses, radians (baseline §7.9: U[−π, π)).
 AZIMUTH_RANGE = (-math.pi, math.pi)
 #: Elevation range of the random poses, radians (baseline §7.9: U[−20°, 40°)).
 ELEVATION_RANGE = (math.radians(-20.0), math.radians(40.0))
 
-#: Every loss the step returns, in log order. The first eight are the baseline's logged values (§8).
+#: Every loss the step returns, in log order. The first eight are the baseline's logged values (§8); the
+#: three ``*_2`` terms are the nearest-neighbour ones of multiple_mask_main.py (§7.7; 0 without neighbour
+#: data), ``loss_mask_2`` being its ninth logged value.
 LOSS_NAMES = ("loss_total", "loss_ae", "loss_mask", "chamfer2d_fwd", "chamfer2d_bwd", "loss_3d",
-              "loss_pose", "loss_symm", "loss_kro", "loss_gt", "loss_wd", "recon_loss", "pose_loss")
+              "loss_pose", "loss_symm", "loss_kro", "loss_gt", "loss_wd", "recon_loss", "pose_loss",
+              "loss_mask_2", "chamfer2d_fwd_2", "chamfer2d_bwd_2")
+
+_SILHOUETTE = {"fast": silhouette_fast, "faithful": silhouette_faithful}
 
 
 def random_poses(generator: tf.random.Generator, batch_size: int, count: int) -> tf.Tensor:
@@ -55,7 +64,7 @@ def _unfold(x: tf.Tensor, n_proj: int) -> tf.Tensor:
 
 
 def forward(recon_net, pose_net, images: tf.Tensor, poses_random: tf.Tensor, pose_gt: tf.Tensor | None,
-            *, image_size: int, projection: str, sigma_sq: float) -> dict:
+            *, image_size: int, projection: str, sigma_sq: float, images_2: tf.Tensor | None = None) -> dict:
     """The forward graph of one step (baseline §6).
 
     Args:
@@ -68,12 +77,16 @@ def forward(recon_net, pose_net, images: tf.Tensor, poses_random: tf.Tensor, pos
         image_size: H = W.
         projection: "fast" or "faithful" (model/projection.py).
         sigma_sq: silhouette variance in px² (§5.3).
+        images_2: float32 ``[B, H, W, 3]`` a nearest-neighbour image of each input (another model,
+            multiple_mask_main.py), or None.
 
     Returns:
         dict: ``xyz`` list of P + 1 ``[B, N, 3]`` (pcl_out: 0 = input image's cloud, k+1 = cloud of
         render k); ``rgb0`` ``[B, N, 3]``; ``poses`` ``[B, P, 2]`` the poses rendered at;
         ``pose_out`` ``[B, P, 2]`` the pose net on render k (pose_out[k+1] of the baseline);
-        ``images`` ``[P, B, H, W, 3]`` and ``masks`` ``[P, B, H, W]`` the renders.
+        ``images`` ``[P, B, H, W, 3]`` and ``masks`` ``[P, B, H, W]`` the renders. With ``images_2``
+        also ``pose_2`` ``[B, 2]`` = pose_net(images_2) and ``mask_out_2`` ``[B, H, W]``, the silhouette
+        of xyz0 (the INPUT image's cloud) seen from that pose (§6).
     """
     out0 = recon_net(images, training=True)
     xyz0, rgb0 = out0["xyz"], out0["rgb"]
@@ -86,7 +99,7 @@ def forward(recon_net, pose_net, images: tf.Tensor, poses_random: tf.Tensor, pos
                       image_size=image_size, method=projection, sigma_sq=sigma_sq)
     recon_back = recon_net(rendered["image"], training=True)["xyz"]
     pose_back = pose_net(rendered["image"], training=True)["pose"]
-    return {
+    out = {
         "xyz": [xyz0] + tf.unstack(_unfold(recon_back, n_proj)),
         "rgb0": rgb0,
         "poses": poses,
@@ -94,6 +107,11 @@ def forward(recon_net, pose_net, images: tf.Tensor, poses_random: tf.Tensor, pos
         "images": _unfold(rendered["image"], n_proj),
         "masks": _unfold(rendered["mask"], n_proj),
     }
+    if images_2 is not None:
+        out["pose_2"] = pose_net(images_2, training=True)["pose"]
+        out["mask_out_2"] = _SILHOUETTE[projection](project(xyz0, out["pose_2"], image_size), image_size,
+                                                    sigma_sq)
+    return out
 
 
 def _kro_term(config, out: dict, gt: tf.Tensor | None, k: tf.Tensor, kro_seed: tf.Tensor) -> tf.Tensor:
@@ -125,8 +143,9 @@ def compute_losses(config, batch: dict, out: dict, k: tf.Tensor, kro_seed: tf.Te
 
     Args:
         config: model.config.TrainConfig.
-        batch: ``image`` float32 ``[B, H, W, 3]``, ``mask`` ``[B, H, W]`` and, with ``use_gt_pcl``, the
-            GT cloud ``gt_<gt_type>`` ``[B, M, 3]``.
+        batch: ``image`` float32 ``[B, H, W, 3]``, ``mask`` ``[B, H, W]``, with ``use_gt_pcl`` the
+            GT cloud ``gt_<gt_type>`` ``[B, M, 3]`` and with ``neighbours`` the neighbour's mask
+            ``mask_2`` ``[B, H, W]``.
         out: the result of :func:`forward`.
         k: int32 scalar, the KRO partition count drawn for this step.
         kro_seed: int ``[2]`` stateless seed of the random_partition variant's cuts for this step.
@@ -135,7 +154,9 @@ def compute_losses(config, batch: dict, out: dict, k: tf.Tensor, kro_seed: tf.Te
     Returns:
         dict over :data:`LOSS_NAMES` of float32 scalars. ``recon_loss`` trains the recon net,
         ``pose_loss`` the pose net, ``loss_total`` is the baseline's logged total (§7.8);
-        ``loss_symm`` is computed even when unused, as the baseline logs it (§8).
+        ``loss_symm`` is computed even when unused, as the baseline logs it (§8); so are the
+        nearest-neighbour terms whenever ``neighbours``, entering ``recon_loss`` only with
+        ``use_mult_proj`` (§7.7).
     """
     c = config
     zero = tf.zeros([], tf.float32)
@@ -151,15 +172,21 @@ def compute_losses(config, batch: dict, out: dict, k: tf.Tensor, kro_seed: tf.Te
     gt = batch[c.gt_key] if c.use_gt_pcl else None
     l_gt = supervision.gt_loss(out["xyz"][0], gt, backend=c.chamfer_backend) if gt is not None else zero
     l_kro = _kro_term(c, out, gt, k, kro_seed) if c.kro else zero
+    nn = (neighbour_mask_loss(batch["mask_2"], out["mask_out_2"], kind=c.mask_loss,
+                              affinity_form=c.affinity_form if c.affinity_loss else None)
+          if c.neighbours else {"mask_2": zero, "fwd_2": zero, "bwd_2": zero})
 
     recon_loss = (c.lambda_ae * l_img + c.lambda_3d * l_3d + c.lambda_ae_mask * l_mask
                   + c.lambda_mask_fwd * l_fwd + c.lambda_mask_bwd * l_bwd
                   + (c.lambda_symm * l_symm if c.symmetry_loss else zero)
-                  + c.lambda_kro * l_kro + c.lambda_gt * l_gt + wd_recon)
+                  + c.lambda_kro * l_kro + c.lambda_gt * l_gt + wd_recon
+                  + (c.lambda_ae_mask * nn["mask_2"] + c.lambda_mask_fwd * nn["fwd_2"]
+                     + c.lambda_mask_bwd * nn["bwd_2"] if c.use_mult_proj else zero))
     pose_loss = c.lambda_ae_pose * l_img + c.lambda_pose * l_pose + c.lambda_mask_pose * l_mask + wd_pose
     return {
         "loss_total": c.lambda_ae * l_img + c.lambda_3d * l_3d + c.lambda_pose * l_pose,
         "loss_ae": l_img, "loss_mask": l_mask, "chamfer2d_fwd": l_fwd, "chamfer2d_bwd": l_bwd,
         "loss_3d": l_3d, "loss_pose": l_pose, "loss_symm": l_symm, "loss_kro": l_kro, "loss_gt": l_gt,
         "loss_wd": wd_recon + wd_pose, "recon_loss": recon_loss, "pose_loss": pose_loss,
+        "loss_mask_2": nn["mask_2"], "chamfer2d_fwd_2": nn["fwd_2"], "chamfer2d_bwd_2": nn["bwd_2"],
     }

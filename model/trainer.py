@@ -48,6 +48,8 @@ ADAM_BETA2 = 0.999
 _NUMERICS_ERROR = re.compile(r"NaN|Inf")
 #: Keys of a batch the step reads (the rest, e.g. model_id, stays on the host).
 _STEP_KEYS = ("image", "mask", "pose")
+#: Keys the step also reads with nearest-neighbour data (data/neighbours.py, baseline §6).
+_NEIGHBOUR_KEYS = ("image_2", "mask_2")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -135,9 +137,15 @@ class Trainer:
     def distribute(self, batch: dict):
         """Place a host batch (global B rows) on the replicas: replica r gets rows [r·b, (r+1)·b).
 
-        Only the tensors the step reads are placed (image, mask, pose and the GT cloud when used).
+        Only the tensors the step reads are placed (image, mask, pose, and the GT cloud and the neighbour
+        image and mask when used).
         """
-        keys = _STEP_KEYS + ((self.config.gt_key,) if self.config.use_gt_pcl else ())
+        keys = (_STEP_KEYS + ((self.config.gt_key,) if self.config.use_gt_pcl else ())
+                + (_NEIGHBOUR_KEYS if self.config.neighbours else ()))
+        missing = [key for key in keys if key not in batch]
+        if missing:
+            raise ValueError(f"model/trainer.py: the batch lacks {missing}, which this configuration reads "
+                             "(image_2/mask_2 come from data/neighbours.py)")
         batch = {key: tf.convert_to_tensor(batch[key]) for key in keys}
         replicas = self.strategy.num_replicas_in_sync
         if replicas == 1:
@@ -218,7 +226,8 @@ class Trainer:
         with tf.GradientTape(persistent=True) as tape:
             out = forward(self.recon_net, self.pose_net, batch["image"], poses_random,
                           batch["pose"] if c.use_gt_pose else None, image_size=c.image_size,
-                          projection=c.projection, sigma_sq=c.sigma_sq)
+                          projection=c.projection, sigma_sq=c.sigma_sq,
+                          images_2=batch["image_2"] if c.neighbours else None)
             losses = compute_losses(c, batch, out, k, kro_seed, _regularisation(self.recon_net),
                                     _regularisation(self.pose_net))
             losses = {name: value / replicas for name, value in losses.items()}
