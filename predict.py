@@ -1,0 +1,138 @@
+"""Inference on new images, and export of the reconstruction net for use without this code.
+
+    python predict.py --exp runs/car --image photo.png [--mask photo_mask.png] [--out prediction]
+    python predict.py --exp runs/car --export runs/car/export            # TF SavedModel (tf.saved_model.load)
+    python predict.py --exp runs/car --export runs/car/recon_net.keras   # Keras file (keras.saving.load_model)
+
+Image preparation (the network saw renders with a black background, the object centred, baseline §2.1):
+any size, RGB or RGBA. The mask is `--mask` (a greyscale PNG, object > 127) or, when absent, the image's alpha
+channel if it has one. With a mask, the background is set to black and the image is cropped to the mask's
+bounding box plus a margin; the result is padded to a square with black and resized to the run's image size.
+
+Outputs `<out>.npy` (float32 `[N, 6]` = xyz, rgb as the baseline's saved clouds, §10.1), `<out>.ply`
+(coloured points) and `<out>.png` (input | the cloud in three views). The cloud is in the network's own frame
+(self-supervised; eval.py fits the rotation to the GT frame).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+from PIL import Image
+
+from model import trainer
+from viz import clouds
+
+MASK_THRESHOLD = 127  # mask PNG value above which a pixel is object
+CROP_MARGIN = 0.05  # fraction of the crop's side added on each side of the mask's bounding box
+
+
+def prepare_image(image: Image.Image, size: int, mask: Image.Image | None = None) -> np.ndarray:
+    """A PIL image (any size, mode) -> network input float32 `[size, size, 3]` in [0, 1].
+
+    Args:
+      image: the photo or render.
+      size: side of the network's input (the run's --H).
+      mask: optional greyscale mask of the same size; default: the alpha channel when the image has one.
+
+    Raises:
+      ValueError: mask of another size than the image, or a mask with no object pixel.
+    """
+    if mask is None and image.mode in ("RGBA", "LA"):
+        mask = image.getchannel("A")
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    if mask is not None:
+        if mask.size != image.size:
+            raise ValueError(f"predict: mask size {mask.size} differs from image size {image.size}")
+        inside = np.asarray(mask.convert("L")) > MASK_THRESHOLD
+        if not inside.any():
+            raise ValueError("predict: the mask has no object pixel (all values <= 127)")
+        rgb = rgb * inside[..., None]
+        rows, cols = np.nonzero(inside)
+        rgb = rgb[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        pad = int(round(CROP_MARGIN * max(rgb.shape[:2])))
+        rgb = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)))
+    height, width = rgb.shape[:2]
+    side = max(height, width)
+    square = np.zeros((side, side, 3), np.float32)
+    top, left = (side - height) // 2, (side - width) // 2
+    square[top:top + height, left:left + width] = rgb
+    resized = Image.fromarray(np.round(square * 255.0).astype(np.uint8)).resize((size, size), Image.LANCZOS)
+    return np.asarray(resized, dtype=np.float32) / 255.0
+
+
+def write_ply(path, xyz: np.ndarray, rgb: np.ndarray) -> Path:
+    """ASCII PLY of coloured points. xyz: float `[N, 3]`; rgb: float `[N, 3]` in [0, 1]."""
+    path = Path(path)
+    colours = np.clip(np.round(np.asarray(rgb) * 255.0), 0, 255).astype(int)
+    header = ["ply", "format ascii 1.0", f"element vertex {len(xyz)}", "property float x", "property float y",
+              "property float z", "property uchar red", "property uchar green", "property uchar blue",
+              "end_header"]
+    body = [f"{x:.6f} {y:.6f} {z:.6f} {r} {g} {b}" for (x, y, z), (r, g, b) in zip(np.asarray(xyz), colours)]
+    path.write_text("\n".join(header + body) + "\n")
+    return path
+
+
+def predict_image(recon_net, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs the net on one prepared image `[H, H, 3]` -> (xyz float32 `[N, 3]`, rgb float32 `[N, 3]`)."""
+    out = recon_net(tf.constant(image[None]), training=False)
+    return out["xyz"].numpy()[0], out["rgb"].numpy()[0]
+
+
+def save_prediction(out_prefix, image: np.ndarray, xyz: np.ndarray, rgb: np.ndarray) -> list[Path]:
+    """Writes `<out_prefix>.npy` (`[N, 6]` xyz+rgb), `.ply` and `.png`; returns the three paths."""
+    out_prefix = Path(out_prefix)
+    out_prefix.parent.mkdir(parents=True, exist_ok=True)
+    npy = out_prefix.with_suffix(".npy")
+    np.save(npy, np.concatenate([xyz, rgb], axis=1).astype(np.float32))
+    ply = write_ply(out_prefix.with_suffix(".ply"), xyz, rgb)
+    png = clouds.cloud_grid(image[None], xyz[None], None, out_prefix.with_suffix(".png"), titles=["input"],
+                            pred_colours=rgb[None])
+    return [npy, ply, png]
+
+
+def export_recon_net(recon_net, path) -> Path:
+    """Exports the reconstruction net: a `.keras` file, or else a TF SavedModel directory.
+
+    The SavedModel's `serve` endpoint maps images float32 `[B, H, H, 3]` in [0, 1] to the dict
+    {"xyz": `[B, N, 3]`, "rgb": `[B, N, 3]`, "enc_feat": `[B, 2·bottleneck]`}; it loads with
+    `tf.saved_model.load` alone. The `.keras` file loads with `keras.saving.load_model` alone.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".keras":
+        recon_net.save(path)
+    else:
+        recon_net.export(str(path), format="tf_saved_model", verbose=False)
+    return path
+
+
+def main(argv):
+    del argv
+    f = flags.FLAGS
+    if not f.image and not f.export:
+        raise app.UsageError("give --image (inference) and/or --export (export of the network)")
+    recon_net, _, config = trainer.load_for_inference(f.exp, step=f.step)
+    if f.export:
+        print(f"exported the reconstruction net to {export_recon_net(recon_net, f.export)}")
+    if f.image:
+        mask = Image.open(f.mask) if f.mask else None
+        image = prepare_image(Image.open(f.image), int(config["H"]), mask)
+        xyz, rgb = predict_image(recon_net, image)
+        out = f.out or str(Path(f.image).with_suffix("")) + "_pcl"
+        print("wrote " + ", ".join(str(p) for p in save_prediction(out, image, xyz, rgb)))
+
+
+if __name__ == "__main__":
+    flags.DEFINE_string("exp", None, "Run directory written by train.py.")
+    flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).")
+    flags.DEFINE_string("image", "", "Input image (any size; RGB or RGBA).")
+    flags.DEFINE_string("mask", "", "Optional mask PNG (object > 127) for background removal.")
+    flags.DEFINE_string("out", "", "Output prefix for .npy/.ply/.png (default: <image>_pcl).")
+    flags.DEFINE_string("export", "", "Export the reconstruction net: a path ending in .keras, or a "
+                        "directory for a TF SavedModel.")
+    flags.mark_flag_as_required("exp")
+    app.run(main)
