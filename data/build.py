@@ -179,7 +179,7 @@ def build_model(task: ModelTask, out_dir) -> str | None:
             record = mesh_record(task)
         else:
             record = shapenet.load_layout_model(task.item, task.views, task.image_size, task.n_points)
-    except (meshes.MeshError, shapenet.LayoutError) as exc:
+    except meshes.MeshError as exc:  # shapenet.LayoutError is one too
         reason = f"{exc.path.name}: {exc.reason}"
     except Exception as exc:  # a library failing on odd input must not stop the build: report it
         where = traceback.extract_tb(exc.__traceback__)[-1]

@@ -37,7 +37,7 @@ import numpy as np
 import trimesh
 from PIL import Image
 
-from data.meshes import SYNSET_NAMES, normalise, to_render_frame
+from data.meshes import SYNSET_NAMES, MeshError, normalise, to_render_frame
 
 RENDERED_DIR = "ShapeNet_rendered"
 CLOUDS_DIR = "ShapeNet_v1"
@@ -49,13 +49,8 @@ CLOUD_FILES = {
 }
 
 
-class LayoutError(Exception):
-    """A model of the baseline's layout that cannot be used, with the file and the reason."""
-
-    def __init__(self, path, reason: str):
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+class LayoutError(MeshError):
+    """A model of the baseline's layout that cannot be used, with the file (`path`) and the `reason`."""
 
 
 @dataclasses.dataclass(frozen=True)

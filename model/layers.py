@@ -75,3 +75,28 @@ def dense(units: int, name: str, activation: str | None = "relu", weight_decay_o
         kernel_initializer=keras.initializers.TruncatedNormal(mean=0.0, stddev=DENSE_STDDEV),
         bias_initializer="zeros",
         kernel_regularizer=_l2(declared_decay, weight_decay_on), name=name)
+
+
+# The four stride-2 convolutions shared by the structure branch (§3, s1-s4) and the pose net (§4, p1-p4):
+# (filters, kernel side) per layer.
+ENCODER_CONVS = ((32, 3), (64, 3), (128, 3), (256, 5))
+
+
+def encoder_head(x, prefix: str, bottleneck: int, weight_decay_on: bool = False):
+    """The baseline's image encoder: `ENCODER_CONVS`, flatten, dense ``bottleneck`` (ReLU).
+
+    Layers are named ``<prefix>1`` .. ``<prefix>5`` after the baseline's table rows (§3 s1-s5, §4).
+
+    Args:
+        x: Keras tensor float32 ``[B, H, W, 3]``.
+        prefix: "s" for the structure branch, "p" for the pose net.
+        bottleneck: width of the dense layer (``--bottleneck``).
+        weight_decay_on: attach the declared L2 terms to ``model.losses``.
+
+    Returns:
+        Keras tensor float32 ``[B, bottleneck]``.
+    """
+    for i, (filters, size) in enumerate(ENCODER_CONVS, start=1):
+        x = conv(filters, size, f"{prefix}{i}", weight_decay_on)(x)
+    x = keras.layers.Flatten(name=f"{prefix}_flat")(x)
+    return dense(bottleneck, f"{prefix}{len(ENCODER_CONVS) + 1}", weight_decay_on=weight_decay_on)(x)

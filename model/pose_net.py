@@ -12,7 +12,7 @@ import math
 
 import keras
 
-from model.layers import conv, dense
+from model.layers import dense, encoder_head
 
 
 def build_pose_net(image_size: int = 64, bottleneck: int = 128,
@@ -31,10 +31,7 @@ def build_pose_net(image_size: int = 64, bottleneck: int = 128,
     """
     wd = weight_decay
     image = keras.Input((image_size, image_size, 3), name="image")
-    x = image
-    for name, filters, size in (("p1", 32, 3), ("p2", 64, 3), ("p3", 128, 3), ("p4", 256, 5)):
-        x = conv(filters, size, name, wd)(x)
-    x = dense(bottleneck, "p5", weight_decay_on=wd)(keras.layers.Flatten(name="p_flat")(x))
+    x = encoder_head(image, "p", bottleneck, wd)
     x = dense(128, "p6", weight_decay_on=wd)(x)
     x = dense(128, "p7", weight_decay_on=wd)(x)
     x = dense(2, "p8", activation=None, weight_decay_on=wd)(x)

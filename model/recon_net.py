@@ -17,7 +17,7 @@ shares its weights (the baseline's ``reuse=True``, §3). Parameter count at the 
 
 import keras
 
-from model.layers import conv, dense
+from model.layers import conv, dense, encoder_head
 
 
 def build_recon_net(image_size: int = 64, n_points: int = 1024, bottleneck: int = 128,
@@ -38,10 +38,7 @@ def build_recon_net(image_size: int = 64, n_points: int = 1024, bottleneck: int 
     wd = weight_decay
     image = keras.Input((image_size, image_size, 3), name="image")
 
-    x = image
-    for name, filters, size in (("s1", 32, 3), ("s2", 64, 3), ("s3", 128, 3), ("s4", 256, 5)):
-        x = conv(filters, size, name, wd)(x)
-    enc_pcl = dense(bottleneck, "s5", weight_decay_on=wd)(keras.layers.Flatten(name="s_flat")(x))
+    enc_pcl = encoder_head(image, "s", bottleneck, wd)
     x = dense(128, "s6", weight_decay_on=wd)(enc_pcl)
     x1 = dense(128, "s7", weight_decay_on=wd)(x)
     xyz = dense(3 * n_points, "s8", activation=None, weight_decay_on=wd)(x1)
