@@ -68,12 +68,13 @@ class ModelTask:
     image_size: int
     n_points: int
     seed: int
+    rotate_y_deg: float = 0.0
 
     @property
     def params(self) -> dict:
         """What the cache entry depends on; a cached entry with other params is rebuilt."""
         return {"source": self.source, "views": list(self.views), "image_size": self.image_size,
-                "n_points": self.n_points, "seed": self.seed}
+                "n_points": self.n_points, "seed": self.seed, "rotate_y_deg": self.rotate_y_deg}
 
     @property
     def path(self) -> Path:
@@ -117,7 +118,7 @@ def mesh_record(task: ModelTask) -> dict:
     Raises:
         data.meshes.MeshError: the mesh cannot be used.
     """
-    mesh = meshes.to_render_frame(meshes.normalise(meshes.load_mesh(task.item.path)))
+    mesh = meshes.to_render_frame(meshes.normalise(meshes.load_mesh(task.item.path), task.rotate_y_deg))
     key = (task.seed, task.category, task.model_id)
     record = {
         "views": np.asarray(task.views, np.int64),
@@ -218,7 +219,8 @@ def _run(tasks: list[ModelTask], out_dir, workers: int, progress: bool) -> None:
                 bar.update()
 
 
-def _plan(source, baseline_layout, category, views, image_size, n_points, split, seed, max_models):
+def _plan(source, baseline_layout, category, views, image_size, n_points, split, seed, max_models,
+          rotate_y_deg):
     """All models of the build (every shard), as ModelTasks, plus the split weights or split files.
 
     Returns:
@@ -262,7 +264,7 @@ def _plan(source, baseline_layout, category, views, image_size, n_points, split,
                     not_found.append({"category": cat, "model_id": model_id, "path": str(split),
                                       "reason": f"listed in the {s} split file of {synset} but not in "
                                                 "the source"})
-        tasks += [ModelTask(cat, item.model_id, kind, item, v, image_size, n_points, seed)
+        tasks += [ModelTask(cat, item.model_id, kind, item, v, image_size, n_points, seed, rotate_y_deg)
                   for item, v in chosen]
     return tasks, weights, listed, not_found
 
@@ -271,7 +273,8 @@ def build_dataset(source=None, out_dir=None, views: int = 1, image_size: int = 6
                   split: str = "50/50", seed: int = 0, workers: int = 0, category: str | None = None,
                   max_models: int | None = None, shard: int = 0, num_shards: int = 1,
                   pack_only: bool = False, baseline_layout=None,
-                  examples_per_shard: int = EXAMPLES_PER_SHARD, progress: bool = False) -> dict:
+                  examples_per_shard: int = EXAMPLES_PER_SHARD, progress: bool = False,
+                  rotate_y_deg: float = 0.0) -> dict:
     """Builds (or resumes, or packs) a data set; see the module docstring for the stages.
 
     Args:
@@ -290,6 +293,9 @@ def build_dataset(source=None, out_dir=None, views: int = 1, image_size: int = 6
         baseline_layout: root of the baseline's layout (instead of source).
         examples_per_shard: TFRecord files hold at most about this many examples.
         progress: show a progress bar.
+        rotate_y_deg: turn every mesh of this source about its up axis by this many degrees before
+            normalising (`data.meshes.normalise`), for a source whose objects face another way than the
+            rest of the data when the source documents it.
 
     Returns:
         Summary dict: "built" / "skipped" {category: models} of the whole build so far, "skipped_models"
@@ -307,7 +313,7 @@ def build_dataset(source=None, out_dir=None, views: int = 1, image_size: int = 6
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     tasks, weights, listed, not_found = _plan(source, baseline_layout, category, views, image_size,
-                                              n_points, split, seed, max_models)
+                                              n_points, split, seed, max_models, rotate_y_deg)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not pack_only:
         mine = [t for i, t in enumerate(tasks) if i % num_shards == shard]
@@ -478,6 +484,9 @@ def _define_flags():
     flags.DEFINE_bool("pack_only", False, "build nothing; write TFRecords + index from the cache")
     flags.DEFINE_integer("examples_per_shard", EXAMPLES_PER_SHARD, "examples per TFRecord file",
                          lower_bound=1)
+    flags.DEFINE_float("rotate_y_deg", 0.0, "turn every mesh of this source about its up axis by this many "
+                       "degrees (right-handed) before normalising, so that its objects face the same way as "
+                       "the rest of the data when the source says how")
 
 
 def main(argv) -> int:
@@ -494,7 +503,8 @@ def main(argv) -> int:
                             category=f.category, max_models=f.max_models, shard=f.shard,
                             num_shards=f.num_shards, pack_only=f.pack_only,
                             baseline_layout=f.baseline_layout,
-                            examples_per_shard=f.examples_per_shard, progress=True)
+                            examples_per_shard=f.examples_per_shard, progress=True,
+                            rotate_y_deg=f.rotate_y_deg)
     for entry in summary["skipped_models"]:
         print(f"skipped {entry['category']}/{entry['model_id']}: {entry['reason']}")
     print(summary["line"])

@@ -81,6 +81,24 @@ def test_two_workers_equal_one_process(tmp_path):
     assert _tfrecord_bytes(tmp_path / "parallel") == _tfrecord_bytes(tmp_path / "serial")
 
 
+def test_rotate_y_deg_turns_every_mesh_about_its_up_axis(tmp_path):
+    """A per-source turn about the canonical up axis (y) rotates both GT clouds by the same rotation,
+    expressed in the render frame: CANONICAL_TO_RENDER @ R_y @ CANONICAL_TO_RENDER^T."""
+    from data import meshes
+
+    def clouds(rotate):
+        task = build._plan("builtin", None, "chair", 1, 32, 256, "50/50", 0, 1, rotate)[0][0]
+        return build.mesh_record(task)
+
+    plain, turned = clouds(0.0), clouds(90.0)
+    r_y = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])  # +90° about y
+    m = np.asarray(meshes.CANONICAL_TO_RENDER, np.float64)
+    rotation = m @ r_y @ m.T
+    for gt in ("gt_uniform", "gt_area"):
+        assert not np.allclose(turned[gt], plain[gt], atol=1e-3)
+        np.testing.assert_allclose(turned[gt], plain[gt] @ rotation.T, atol=1e-5)
+
+
 def test_views_and_70_10_20(tmp_path):
     summary = build.build_dataset(out_dir=tmp_path, **dict(SMALL, views=2, max_models=3, split="70/10/20"))
     index = tfrecords.read_index(tmp_path)
