@@ -351,7 +351,7 @@ def run_evaluation(exp_dir, out_dir=None, split: str = "test", fit_split: str | 
 
     results, per_model_by_gt = {}, {}
     for gt_type in gt_types:
-        logging.info("eval: fitting the global rotation on %s (%d models) against %s GT", fit_split,
+        logging.info("eval: fitting the global rotation on %s (%d images) against %s GT", fit_split,
                      len(fit_preds.xyz), gt_type)
         results[gt_type], per_model_by_gt[gt_type] = evaluate_gt_type(eval_preds, fit_preds, train_gts[gt_type],
                                                                       gt_type, protocol)
@@ -376,7 +376,7 @@ def run_evaluation(exp_dir, out_dir=None, split: str = "test", fit_split: str | 
 
 def print_report(report: dict) -> None:
     """Prints the table with the sanity references beside the model's score."""
-    print(f"{report['label']}: step {report['step']}, {report['n_models']} models of split '{report['split']}', "
+    print(f"{report['label']}: step {report['step']}, {report['n_models']} images of split '{report['split']}', "
           f"rotation fitted on '{report['fit_split']}'")
     print(markdown_table(table_rows(report["results"], report["label"], report["step"])))
 
