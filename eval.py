@@ -178,23 +178,32 @@ class Protocol:
     seed: int = 0
 
 
-def score(gts: np.ndarray, preds, protocol: Protocol) -> dict[str, np.ndarray]:
-    """Per-model metrics (unscaled) of already rotated predictions, with EMD when the protocol asks."""
-    return metrics.per_model_metrics(gts, preds, protocol.nn_method, with_emd=protocol.emd)
+def score(gts: np.ndarray, preds, protocol: Protocol, normalise: bool = True) -> dict[str, np.ndarray]:
+    """Per-model metrics (unscaled) of already rotated predictions, with EMD when the protocol asks.
+
+    `normalise=False` for clouds already in the normalised frame (the ICP-refined ones), so that the
+    per-cloud bounding-box normalisation does not undo part of ICP's translation.
+    """
+    return metrics.per_model_metrics(gts, preds, protocol.nn_method, with_emd=protocol.emd,
+                                     normalise=normalise)
 
 
-def icp_predictions(gts: np.ndarray, preds: np.ndarray) -> list[np.ndarray]:
-    """Per-model ICP refinement in the normalised frame (NOT the baseline's protocol)."""
-    refined = []
-    for gt, pred in zip(gts, preds):
-        gt_n, pred_n = metrics.normalise_pair(gt, pred)
-        refined.append(alignment.icp_refine(pred_n, gt_n))
-    return refined
+def icp_pairs(gts: np.ndarray, preds: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per-model ICP refinement in the normalised frame (NOT the baseline's protocol).
+
+    Returns:
+      (normalised GT clouds, ICP-refined normalised predictions), to be scored without normalising again.
+    """
+    pairs = [metrics.normalise_pair(gt, pred) for gt, pred in zip(gts, preds)]
+    return [gt_n for gt_n, _ in pairs], [alignment.icp_refine(pred_n, gt_n) for gt_n, pred_n in pairs]
 
 
 def evaluate_gt_type(eval_preds: Predictions, fit_preds: Predictions, train_gts: dict, gt_type: str,
                      protocol: Protocol) -> tuple[dict, dict]:
-    """Fits the rotation on `fit_preds`, scores `eval_preds` and the references, per category.
+    """Per category: fits the global rotation on `fit_preds`, scores `eval_preds` and the references.
+
+    The baseline trains and aligns one category at a time (§10.2), so a multi-category run gets one
+    rotation per category, each fitted on that category's fit predictions only.
 
     Args:
       eval_preds: predictions of the evaluation split.  fit_preds: predictions the rotation is fitted on.
@@ -202,38 +211,49 @@ def evaluate_gt_type(eval_preds: Predictions, fit_preds: Predictions, train_gts:
       gt_type: "uniform" or "area".  protocol: settings.
 
     Returns:
-      (summary, per_model): summary = {"rotation_deg": [3], "align_loss_first"/"_last": float,
-      "categories": {category: {"n_models", "model", "sphere", "mean_shape"[, "icp"]}}} with scaled averages;
-      per_model = {name: float64 `[M]`} unscaled, keys "<metric>" and "icp_<metric>".
+      (summary, per_model, rotated): summary = {"categories": {category: {"n_models", "rotation_deg" [3],
+      "align_loss_first", "align_loss_last", "model", "sphere", "mean_shape"[, "icp"]}}} with scaled
+      averages; per_model = {name: float64 `[M]`} unscaled, keys "<metric>" and "icp_<metric>";
+      rotated = float32 `[M, N, 3]` the predictions turned by their category's rotation.
     """
-    fit = alignment.fit_global_rotation(fit_preds.xyz, fit_preds.gt[gt_type], n_iters=protocol.align_iters,
-                                        lr=protocol.align_lr, batch_size=protocol.align_batch, seed=protocol.seed,
-                                        backend=protocol.chamfer_backend)
     gts = eval_preds.gt[gt_type]
-    rotated = alignment.rotate(eval_preds.xyz, fit.rotation)
-    per_model = score(gts, rotated, protocol)
-    if protocol.icp:
-        per_model.update({f"icp_{k}": v for k, v in score(gts, icp_predictions(gts, rotated), protocol).items()})
-    sphere = fibonacci_sphere(gts.shape[1], mean_radius(gts))
-    summary = {"rotation_deg": fit.angles_deg.tolist(), "align_loss_first": float(fit.losses[0]),
-               "align_loss_last": float(np.mean(fit.losses[-min(100, len(fit.losses)):])), "categories": {}}
+    rotated = np.empty_like(eval_preds.xyz)
+    summary = {"categories": {}}
     for category in sorted(set(eval_preds.category)):
         mask = eval_preds.category == category
+        fit_mask = fit_preds.category == category
+        if not fit_mask.any():
+            raise ValueError(f"eval: no predictions of category {category!r} to fit the rotation on")
         if category not in train_gts:
             raise ValueError(f"eval: no training clouds of category {category!r} for the mean-shape reference")
+        fit = alignment.fit_global_rotation(fit_preds.xyz[fit_mask], fit_preds.gt[gt_type][fit_mask],
+                                            n_iters=protocol.align_iters, lr=protocol.align_lr,
+                                            batch_size=protocol.align_batch, seed=protocol.seed,
+                                            backend=protocol.chamfer_backend)
+        rotated[mask] = alignment.rotate(eval_preds.xyz[mask], fit.rotation)
+        summary["categories"][category] = {
+            "rotation_deg": fit.angles_deg.tolist(), "align_loss_first": float(fit.losses[0]),
+            "align_loss_last": float(np.mean(fit.losses[-min(100, len(fit.losses)):]))}
+    per_model = score(gts, rotated, protocol)
+    if protocol.icp:
+        per_model.update({f"icp_{k}": v for k, v in score(*icp_pairs(gts, rotated), protocol,
+                                                           normalise=False).items()})
+    sphere = fibonacci_sphere(gts.shape[1], mean_radius(gts))
+    for category in sorted(set(eval_preds.category)):
+        mask = eval_preds.category == category
         mean_shape = mean_training_shape(train_gts[category], protocol.nn_method, protocol.seed)
-        entry = {"n_models": int(mask.sum()),
+        entry = summary["categories"][category]
+        entry.update({"n_models": int(mask.sum()),
                  "model": metrics.summarise({k: per_model[k][mask] for k in ("chamfer", "fwd", "bwd", "emd")
                                              if k in per_model}, protocol.denominator),
                  "sphere": metrics.summarise(score(gts[mask], [sphere] * int(mask.sum()), protocol),
                                              protocol.denominator),
                  "mean_shape": metrics.summarise(score(gts[mask], [mean_shape] * int(mask.sum()), protocol),
-                                                 protocol.denominator)}
+                                                 protocol.denominator)})
         if protocol.icp:
             entry["icp"] = metrics.summarise({k[4:]: v[mask] for k, v in per_model.items() if k.startswith("icp_")},
                                              protocol.denominator)
-        summary["categories"][category] = entry
-    return summary, per_model
+    return summary, per_model, rotated
 
 
 def iterations_label(step: int) -> str:
@@ -349,12 +369,12 @@ def run_evaluation(exp_dir, out_dir=None, split: str = "test", fit_split: str | 
         recon_net, data_dir, fit_split, batch_size, gt_types, categories, max_models, progress)
     train_gts = training_gts(data_dir, config.get("split", "train"), gt_types, categories, batch_size)
 
-    results, per_model_by_gt = {}, {}
+    results, per_model_by_gt, rotated_by_gt = {}, {}, {}
     for gt_type in gt_types:
-        logging.info("eval: fitting the global rotation on %s (%d images) against %s GT", fit_split,
-                     len(fit_preds.xyz), gt_type)
-        results[gt_type], per_model_by_gt[gt_type] = evaluate_gt_type(eval_preds, fit_preds, train_gts[gt_type],
-                                                                      gt_type, protocol)
+        logging.info("eval: fitting one global rotation per category on %s (%d images) against %s GT",
+                     fit_split, len(fit_preds.xyz), gt_type)
+        results[gt_type], per_model_by_gt[gt_type], rotated_by_gt[gt_type] = evaluate_gt_type(
+            eval_preds, fit_preds, train_gts[gt_type], gt_type, protocol)
     label = exp_dir.name if label is None else label
     report = {"exp": str(exp_dir), "label": label, "step": step, "split": split, "fit_split": fit_split,
               "data_dir": str(data_dir), "n_models": len(eval_preds.xyz),
@@ -367,8 +387,7 @@ def run_evaluation(exp_dir, out_dir=None, split: str = "test", fit_split: str | 
     if plot_models:
         shown = min(plot_models, len(eval_preds.xyz))
         first = gt_types[0]
-        rotation = alignment.euler_rotation(np.radians(results[first]["rotation_deg"])).numpy()
-        clouds.cloud_grid(eval_preds.images[:shown], alignment.rotate(eval_preds.xyz[:shown], rotation),
+        clouds.cloud_grid(eval_preds.images[:shown], rotated_by_gt[first][:shown],
                           eval_preds.gt[first][:shown], out_dir / "clouds.png",
                           titles=list(eval_preds.model_id[:shown]), pred_colours=eval_preds.rgb[:shown])
     return report

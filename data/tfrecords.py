@@ -264,7 +264,7 @@ def make_dataset(data_dir, split: str, batch_size: int, shuffle: bool = True, se
                          f"for categories {categories}")
     size, n_points = int(index["image_size"]), int(index["n_points"])
     spec = feature_spec(n_points, gt_types)
-    deterministic = seed is not None
+    deterministic = seed is not None or not shuffle  # unshuffled reads keep the file order
 
     files = tf.data.Dataset.from_tensor_slices([str(Path(data_dir) / f) for f in entry["shards"]])
     if shuffle:

@@ -29,6 +29,7 @@ from losses import chamfer
 INIT_DEG = (29.0, 0.0, 270.0)
 ALIGN_LR = 1e-3
 ALIGN_ITERS = 5000
+ADAM_EPSILON = 1e-8  # TF1 Adam default, which the baseline's fit used ("other defaults", §10.2); Keras has 1e-7
 ALIGN_LOSS_SCALE = 1e4
 
 
@@ -110,7 +111,7 @@ def fit_global_rotation(preds: np.ndarray, gts: np.ndarray, n_iters: int = ALIGN
                      % preds.shape[0]]
     angles = tf.Variable(np.radians(np.asarray(init_deg, dtype=np.float64)).astype(np.float32),
                          name="align_angles")
-    optimizer = tf.keras.optimizers.Adam(learning_rate=lr)
+    optimizer = tf.keras.optimizers.Adam(learning_rate=lr, epsilon=ADAM_EPSILON)
     optimizer.build([angles])
     preds_t, gts_t = tf.constant(preds), tf.constant(gts)
 
