@@ -101,7 +101,7 @@ flags.DEFINE_enum("chamfer_backend", "auto", ["auto", "op", "tf"], "Nearest-neig
                   "Chamfer distance: the custom op, pure TensorFlow, or the best available.")
 flags.DEFINE_integer("seed", 0, "Seed of the weights, the data order and the random poses.")
 flags.DEFINE_string("data_dir", "", "Data set built by `python -m data.build`. Empty: the built-in sample "
-                    "at generated/datasets/sample_<H>, built automatically when missing.")
+                    "at generated/datasets/sample_<H>[_v<data_views>], built automatically when missing.")
 flags.DEFINE_integer("data_views", 4, "Views per model when the built-in sample is built automatically.")
 flags.DEFINE_string("split", "train", "Split of the data set to train on.")
 flags.DEFINE_string("knn_list", "", "Nearest-neighbour list (.npy: the baseline's knn_list_<synset>.npy or one "

@@ -323,7 +323,9 @@ def default_fit_split(data_dir) -> str:
 
 def run_data_dir(config: dict) -> Path:
     """The data set a run was trained on: its --data_dir, or train.py's default for the built-in sample."""
-    return Path(config["data_dir"]) if config.get("data_dir") else build.DEFAULT_OUT / f"sample_{config['H']}"
+    if config.get("data_dir"):
+        return Path(config["data_dir"])
+    return build.builtin_out_dir(config["H"], config["data_views"])
 
 
 def categories_of(config: dict):

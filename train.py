@@ -7,7 +7,7 @@ Usage::
     python train.py --exp=expts/mine --data_dir=DIR --categ=chair ...
     python train.py ... --knn_list=knn_list_chair.npy --use_mult_proj   # OURS-NN (§7.7, data/neighbours.py)
 
-Without ``--data_dir`` the built-in sample meshes are rendered into ``generated/datasets/sample_<H>``
+Without ``--data_dir`` the built-in sample meshes are rendered into ``generated/datasets/sample_<H>[_v<data_views>]``
 the first time. Outputs go to ``--exp`` (see model/checkpointing.py and model/run_logging.py); an
 interrupted run started again with the same ``--exp`` resumes from its newest checkpoint.
 """
@@ -35,7 +35,7 @@ def _data_dir() -> Path:
         path = Path(FLAGS.data_dir)
         tfrecords.read_index(path)  # a clear error when it is not a built data set
         return path
-    path = build.DEFAULT_OUT / f"sample_{FLAGS.H}"
+    path = build.builtin_out_dir(FLAGS.H, FLAGS.data_views)
     try:
         tfrecords.read_index(path)
     except FileNotFoundError:

@@ -49,6 +49,15 @@ from data import meshes, render, sampling, shapenet, splits, tfrecords
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "generated" / "datasets"
+
+
+def builtin_out_dir(image_size: int, views: int = 1) -> Path:
+    """Default data directory of the built-in sample: ``generated/datasets/sample_<size>[_v<views>]``.
+
+    The view count is part of the name (beyond the default 1) so that builds with different view counts
+    never overwrite each other's cache.
+    """
+    return DEFAULT_OUT / (f"sample_{image_size}" if views == 1 else f"sample_{image_size}_v{views}")
 MAX_VIEWS = 10  # views per model in the baseline's renders (baseline §2.1)
 EXAMPLES_PER_SHARD = 2048  # ~30 kB per 64-px example with two 1024-point clouds: ~60 MB files
 SKIPPED_FILE = "skipped.json"
@@ -306,7 +315,7 @@ def build_dataset(source=None, out_dir=None, views: int = 1, image_size: int = 6
     if out_dir is None:
         if source != "builtin":
             raise ValueError("out_dir is required unless source is 'builtin'")
-        out_dir = DEFAULT_OUT / f"sample_{image_size}"
+        out_dir = builtin_out_dir(image_size, views)
     out_dir = Path(out_dir)
     if not 0 <= shard < num_shards:
         raise ValueError(f"shard must be in 0..num_shards-1, got shard={shard}, num_shards={num_shards}")
@@ -467,7 +476,7 @@ def _define_flags():
     flags.DEFINE_string("baseline_layout", None, "instead of --source: the baseline's data directory "
                         "holding ShapeNet_rendered/ and ShapeNet_v1/ (baseline §2.1)")
     flags.DEFINE_string("out", None, "output directory (default for builtin: generated/datasets/"
-                        "sample_<size>)")
+                        "sample_<size>[_v<views>])")
     flags.DEFINE_integer("views", 1, "views per model, 1..10", lower_bound=1, upper_bound=MAX_VIEWS)
     flags.DEFINE_integer("size", 64, "image size H = W in pixels", lower_bound=8)
     flags.DEFINE_integer("n_points", 1024, "points per ground-truth cloud", lower_bound=1)

@@ -163,7 +163,7 @@ def _read_mask(path: Path, image_size: int) -> np.ndarray:
 
 
 def _read_clouds(cloud_dir: Path, n_points: int) -> dict:
-    """The clouds found in `cloud_dir`, jointly normalised and in the render frame, {type: [N, 3]}."""
+    """The clouds found in `cloud_dir`, each normalised and in the render frame, {type: [N, 3]}."""
     clouds = {}
     for gt, names in CLOUD_FILES.items():
         path = next((cloud_dir / name.format(n=n_points) for name in names
@@ -180,6 +180,7 @@ def _read_clouds(cloud_dir: Path, n_points: int) -> dict:
     if "gt_uniform" not in clouds:
         wanted = " or ".join(name.format(n=n_points) for name in CLOUD_FILES["gt_uniform"])
         raise LayoutError(cloud_dir, f"no baseline cloud ({wanted})")
-    joint = normalise(trimesh.PointCloud(np.concatenate(list(clouds.values())))).vertices
-    joint = to_render_frame(joint).astype(np.float32)
-    return dict(zip(clouds, np.split(joint, len(clouds))))
+    # Each cloud on its own bounding box: the study's gt_pointcloud_1024.npy is in raw mesh coordinates,
+    # which need not match the frame and scale of the baseline's clouds (baseline §11.2, §15.6).
+    return {gt: to_render_frame(normalise(trimesh.PointCloud(cloud)).vertices).astype(np.float32)
+            for gt, cloud in clouds.items()}
