@@ -204,7 +204,10 @@ class Trainer:
         grads_pose = [total(g) for g in grads_pose]
         status = {"grads_recon_finite": _all_finite(grads_recon),
                   "grads_pose_finite": _all_finite(grads_pose) if grads_pose else tf.constant(True)}
-        applied = _all_finite(losses.values()) & status["grads_recon_finite"] & status["grads_pose_finite"]
+        # Only what is optimised decides: a logged-only term (e.g. loss_symm without --symmetry_loss) may
+        # be non-finite without touching the weights.
+        optimised = [losses["recon_loss"]] + ([losses["pose_loss"]] if grads_pose else [])
+        applied = _all_finite(optimised) & status["grads_recon_finite"] & status["grads_pose_finite"]
 
         def apply():
             self.optim_recon.apply_gradients(zip(grads_recon, self.recon_net.trainable_variables))
