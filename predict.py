@@ -84,13 +84,11 @@ def predict_image(recon_net, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def save_prediction(out_prefix, image: np.ndarray, xyz: np.ndarray, rgb: np.ndarray) -> list[Path]:
     """Writes `<out_prefix>.npy` (`[N, 6]` xyz+rgb), `.ply` and `.png`; returns the three paths."""
-    out_prefix = Path(out_prefix)
-    out_prefix.parent.mkdir(parents=True, exist_ok=True)
-    npy = out_prefix.with_suffix(".npy")
+    Path(out_prefix).parent.mkdir(parents=True, exist_ok=True)
+    npy, ply_path, png_path = (Path(f"{out_prefix}{suffix}") for suffix in (".npy", ".ply", ".png"))
     np.save(npy, np.concatenate([xyz, rgb], axis=1).astype(np.float32))
-    ply = write_ply(out_prefix.with_suffix(".ply"), xyz, rgb)
-    png = clouds.cloud_grid(image[None], xyz[None], None, out_prefix.with_suffix(".png"), titles=["input"],
-                            pred_colours=rgb[None])
+    ply = write_ply(ply_path, xyz, rgb)
+    png = clouds.cloud_grid(image[None], xyz[None], None, png_path, titles=["input"], pred_colours=rgb[None])
     return [npy, ply, png]
 
 

@@ -1,4 +1,4 @@
-"""Training steps per second of the baseline configuration, fast vs faithful projection (issue 5, "Measure").
+"""Training steps per second of the baseline configuration, fast vs faithful projection (baseline §9, run.sh).
 
     python -m bench.bench_train_step [--steps 5] [--rounds 2] [--batch_size 2] [--n_proj 4]
 

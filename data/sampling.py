@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-BASELINE_N_DENSE = 16384  # dense uniform samples before FPS (issue 2 / mission: 16,384 -> 1024)
+BASELINE_N_DENSE = 16384  # dense uniform samples before FPS (baseline §2.6, mission.md: 16,384 -> 1024)
 DEFAULT_N_POINTS = 1024   # points per GT cloud (baseline §2.1 file names, §11.2 k = 1024)
 
 

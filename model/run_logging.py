@@ -54,10 +54,10 @@ class RunLogger:
         if fresh or not logs.exists():
             logs.write_text(", ".join(["Iteration"] + [name for name, _ in BASELINE_COLUMNS] + ["Time"]) + "\n")
         if fresh or not table.exists():
-            table.write_text(",".join(("step",) + LOSS_NAMES + ("steps_per_sec",)) + "\n")
+            table.write_text(",".join(("step",) + LOSS_NAMES + ("steps_per_sec", "skipped_steps")) + "\n")
         self._writer = tf.summary.create_file_writer(str(self.exp / TENSORBOARD_DIR))
 
-    def write(self, step: int, means: dict, steps_per_sec: float, minutes: float) -> str:
+    def write(self, step: int, means: dict, steps_per_sec: float, minutes: float, skipped: int = 0) -> str:
         """Append the running means of one interval; returns the console line.
 
         Args:
@@ -65,13 +65,14 @@ class RunLogger:
             means: mean of every loss over the interval's applied steps (NaN when all were skipped).
             steps_per_sec: throughput of the interval.
             minutes: minutes since training started in this process.
+            skipped: steps of the interval skipped for a non-finite loss or gradient.
         """
         baseline = ", ".join(f"{means[key]:.4f}" for _, key in BASELINE_COLUMNS)
         with open(self.exp / LOGS_TXT, "a") as f:
             f.write(f"{step:06d}, {baseline}, {int(minutes):04d}\n")
         with open(self.exp / LOSSES_CSV, "a", newline="") as f:
             csv.writer(f).writerow([step] + [repr(float(means[n])) for n in LOSS_NAMES]
-                                   + [f"{steps_per_sec:.4f}"])
+                                   + [f"{steps_per_sec:.4f}", skipped])
         with self._writer.as_default(step=step):
             for name in LOSS_NAMES:
                 _scalar(name, means[name])

@@ -309,6 +309,7 @@ def fit(trainer: Trainer, batches: Iterator[dict], loop: LoopConfig, manager: tf
     start = int(trainer.step.numpy())
     logger = RunLogger(loop.exp_dir, fresh=start == 0)
     sums, applied, skipped_in_row, skipped_total = dict.fromkeys(LOSS_NAMES, 0.0), 0, 0, 0
+    skipped_at_interval_start = 0
     t_start = t_interval = time.perf_counter()
     interval_start = start
     try:
@@ -335,8 +336,9 @@ def fit(trainer: Trainer, batches: Iterator[dict], loop: LoopConfig, manager: tf
                 now = time.perf_counter()
                 means = {n: sums[n] / applied if applied else float("nan") for n in LOSS_NAMES}
                 log(logger.write(done, means, (done - interval_start) / (now - t_interval),
-                                 (now - t_start) / 60.0))
+                                 (now - t_start) / 60.0, skipped_total - skipped_at_interval_start))
                 sums, applied, interval_start, t_interval = dict.fromkeys(LOSS_NAMES, 0.0), 0, done, now
+                skipped_at_interval_start = skipped_total
             if done % loop.save_model_n == 0:
                 manager.save(checkpoint_number=done)
         final = int(trainer.step.numpy())

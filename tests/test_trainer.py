@@ -4,6 +4,7 @@ Tiny configurations (N = 256 points, P = 2) on the tiny_dataset fixture keep eve
 overfit test uses the baseline's network size (N = 1024) because the silhouette needs the points.
 """
 
+import csv
 import math
 
 import numpy as np
@@ -172,6 +173,8 @@ def test_fit_stops_after_max_nonfinite_and_keeps_last_good_checkpoint(full_train
         fit(full_trainer, iter([bad] * 50), loop, manager, log=lines.append)
     skipped = [line for line in lines if "non-finite" in line]
     assert len(skipped) == 3 and all("NaN" in line for line in skipped)
+    with open(tmp_path / "losses.csv", newline="") as handle:  # rows of steps 1 and 2 (print_n = 1)
+        assert [row["skipped_steps"] for row in csv.DictReader(handle)] == ["1", "1"]
     assert not any(_changed(weights, full_trainer.recon_net))
     kernel = full_trainer.recon_net.trainable_variables[0]
     kernel.assign_add(tf.ones_like(kernel))

@@ -1,7 +1,7 @@
 """Loss curves from run directories (the study's figures 2-5: total loss, partial losses, KRO loss).
 
-Reads `<exp>/losses.csv` (written by train.py: header `step,<loss names>...,steps_per_sec`, one row per print
-interval) of one or more runs and draws one panel per loss, every run overlaid in its own colour, so that
+Reads `<exp>/losses.csv` (written by train.py: header `step,<loss names>...,steps_per_sec,skipped_steps`,
+one row per print interval) of one or more runs and draws one panel per loss, every run overlaid in its own colour, so that
 variants (KRO off/on, GT types) can be compared at a glance.
 
     python -m viz.loss_curves --exp runs/car_kro --exp runs/car_base --out losses.png
@@ -20,7 +20,7 @@ from viz import clouds
 
 LOSSES_CSV = "losses.csv"
 STEP_COLUMN = "step"
-NON_LOSS_COLUMNS = (STEP_COLUMN, "steps_per_sec")
+NON_LOSS_COLUMNS = (STEP_COLUMN, "steps_per_sec", "skipped_steps")
 PANEL_COLUMNS = 3
 LOG_SPAN = 10.0  # a positive curve spanning more than this factor is drawn on a log scale
 
