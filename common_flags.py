@@ -1,4 +1,7 @@
-"""The one place where command-line flags are defined (train.py, eval.py and predict.py import it).
+"""The one place where the training flags are defined (train.py and the presets/ flagfiles use them).
+
+eval.py and predict.py define only their own few flags and read a run's training flags back from
+``<exp>/flags.json``.
 
 Flag names and defaults mirror the baseline's ``main.py`` (baseline §9) so that its ``run.sh`` lines
 translate one to one into flagfiles (see ``presets/``). New flags (the study's KRO loss and GT

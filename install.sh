@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything this project needs on a fresh Debian/Ubuntu machine with Python 3.11:
-#   1. system packages (a C++ compiler for the Chamfer custom op, python3-venv/-dev), via apt when missing;
+#   1. system packages (a C++ compiler for the Chamfer custom op, python3-venv), via apt when missing;
 #   2. a virtual environment in .venv with the pinned requirements (skipped when already up to date);
 #   3. the CPU kernel of the Chamfer custom op (and the CUDA kernel where nvcc and a GPU build of TF exist).
 # Safe to run again: every step checks before it acts.

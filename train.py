@@ -21,6 +21,7 @@ import common_flags
 from data import build, neighbours, tfrecords
 from model import checkpointing
 from model.trainer import LoopConfig, NonFiniteLossError, Trainer, fit, make_strategy, restore_latest
+from viz import loss_curves
 
 FLAGS = flags.FLAGS
 flags.mark_flag_as_required("exp")
@@ -108,6 +109,11 @@ def main(argv):
         logging.error("%s", err)
         raise SystemExit(f"train.py: {err}") from None
     logging.info("done: %d steps; newest checkpoint %s", final, manager.latest_checkpoint)
+    try:
+        logging.info("loss curves: %s", loss_curves.plot_loss_curves([str(exp)], exp / "losses.png",
+                                                                     labels=[exp.name]))
+    except ValueError as err:  # fewer steps than --print_n: no interval logged yet
+        logging.info("no loss curves: %s", err)
 
 
 if __name__ == "__main__":
