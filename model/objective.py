@@ -17,8 +17,7 @@ import tensorflow as tf
 
 from losses import cycle, image, kro, supervision
 from losses.neighbours import neighbour_mask_loss
-from model.camera import project
-from model.projection import render, silhouette_faithful, silhouette_fast
+from model.projection import render, silhouette
 
 #: Azimuth range of the random poses, radians (baseline §7.9: U[−π, π)).
 AZIMUTH_RANGE = (-math.pi, math.pi)
@@ -31,9 +30,6 @@ ELEVATION_RANGE = (math.radians(-20.0), math.radians(40.0))
 LOSS_NAMES = ("loss_total", "loss_ae", "loss_mask", "chamfer2d_fwd", "chamfer2d_bwd", "loss_3d",
               "loss_pose", "loss_symm", "loss_kro", "loss_gt", "loss_wd", "recon_loss", "pose_loss",
               "loss_mask_2", "chamfer2d_fwd_2", "chamfer2d_bwd_2")
-
-_SILHOUETTE = {"fast": silhouette_fast, "faithful": silhouette_faithful}
-
 
 def random_poses(generator: tf.random.Generator, batch_size: int, count: int) -> tf.Tensor:
     """Random poses for the cycle losses (baseline §7.9), drawn from a seeded generator.
@@ -109,8 +105,7 @@ def forward(recon_net, pose_net, images: tf.Tensor, poses_random: tf.Tensor, pos
     }
     if images_2 is not None:
         out["pose_2"] = pose_net(images_2, training=True)["pose"]
-        out["mask_out_2"] = _SILHOUETTE[projection](project(xyz0, out["pose_2"], image_size), image_size,
-                                                    sigma_sq)
+        out["mask_out_2"] = silhouette(xyz0, out["pose_2"], image_size, projection, sigma_sq)
     return out
 
 

@@ -287,6 +287,27 @@ _SILHOUETTE = {"fast": silhouette_fast, "faithful": silhouette_faithful}
 _COLOUR = {"fast": colour_fast, "faithful": colour_faithful}
 
 
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"model/projection.py: method must be one of {METHODS}, got {method!r}")
+
+
+def silhouette(xyz, pose, image_size: int = camera.BASE_IMAGE_SIZE, method: str = "fast",
+               sigma_sq: float = SIGMA_SQ) -> tf.Tensor:
+    """The soft mask (§5.3) alone of a cloud seen from a pose (as `render(...)["mask"]`).
+
+    Args:
+        xyz: float tensor [B, N, 3], world coordinates.
+        pose: float tensor [B, 2] = (azimuth, elevation) in radians.
+        image_size: H = W.  method: "fast" or "faithful".  sigma_sq: σ² in px².
+
+    Returns:
+        [B, H, W], dtype of xyz.
+    """
+    _check_method(method)
+    return _SILHOUETTE[method](camera.project(xyz, pose, image_size), image_size, sigma_sq)
+
+
 def render(xyz, rgb, pose, image_size: int = camera.BASE_IMAGE_SIZE, method: str = "fast",
            sigma_sq: float = SIGMA_SQ) -> dict[str, tf.Tensor]:
     """Project a coloured cloud for a pose: soft mask (§5.3) and colour image (§5.4).
@@ -302,8 +323,7 @@ def render(xyz, rgb, pose, image_size: int = camera.BASE_IMAGE_SIZE, method: str
     Returns:
         {"mask": [B, H, W], "image": [B, H, W, 3], "uvw": [B, N, 3]}, dtype of xyz.
     """
-    if method not in METHODS:
-        raise ValueError(f"model/projection.py render: method must be one of {METHODS}, got {method!r}")
+    _check_method(method)
     uvw = camera.project(xyz, pose, image_size)
     return {"mask": _SILHOUETTE[method](uvw, image_size, sigma_sq),
             "image": _COLOUR[method](uvw, rgb, image_size),
