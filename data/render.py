@@ -56,7 +56,6 @@ from model import camera
 
 AMBIENT = 0.3  # share of the albedo seen on surfaces edge-on to the headlight
 DIFFUSE = 1.0 - AMBIENT  # Lambertian share: a surface facing the camera shows its albedo
-EL_RANGE_DEG = (-20.0, 40.0)  # elevation range of the renders and random poses (baseline §2.1, §7.9)
 DRC_RENDER_SIZE = 224  # DRC's render size, downsampled to the baseline's 64-px images (baseline §2.1)
 MODEL_SATURATION, MODEL_VALUE = 0.6, 0.9  # HSV of model_colour: saturated and bright on black
 
@@ -87,7 +86,7 @@ def sample_views(n_views: int, rng: np.random.Generator) -> np.ndarray:
         [V, 2] float32 (azimuth, elevation) in radians; render with these exact values.
     """
     r = rng.random((n_views, 2))
-    low, high = EL_RANGE_DEG
+    low, high = camera.ELEVATION_RANGE_DEG
     az = 2.0 * np.pi * r[:, 0] - np.pi
     el = np.radians((high - low) * r[:, 1] + low)
     return np.stack([az, el], axis=1).astype(np.float32)

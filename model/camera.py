@@ -20,6 +20,7 @@ CAMERA_DISTANCE = 2.0  # baseline §5.1: d = d_min = 2
 BASE_IMAGE_SIZE = 64  # baseline §5.2: the intrinsics below are for 64×64 images
 BASE_FOCAL = 120.0  # baseline §5.2: K[0, 0] = K[1, 1]
 BASE_CENTRE = 32.0  # baseline §5.2: −K[0, 2] = −K[1, 2]
+ELEVATION_RANGE_DEG = (-20.0, 40.0)  # baseline §2.1, §7.9: elevations of the renders and of the random poses
 
 
 def intrinsics(image_size: int) -> tuple[float, float]:

@@ -83,6 +83,9 @@ class TrainConfig:
             raise ValueError(f"N_PROJ must be >= 2 (1 predicted + at least 1 random pose), got {self.n_proj}")
         if not 1 <= self.min_k <= self.max_k:
             raise ValueError(f"KRO needs 1 <= min_k <= max_k, got min_k={self.min_k}, max_k={self.max_k}")
+        if self.include_last_render and self.cycle_mode == "adj_model":
+            raise ValueError("include_last_render applies to init_model only: adj_model (§7.4) already "
+                             "uses the last render's reconstruction")
         if self.use_mult_proj and not self.neighbours:
             raise ValueError("use_mult_proj (§7.7) needs neighbour data: set neighbours (--knn_list)")
         if self.max_nonfinite < 1:

@@ -17,12 +17,13 @@ import tensorflow as tf
 
 from losses import cycle, image, kro, supervision
 from losses.neighbours import neighbour_mask_loss
+from model import camera
 from model.projection import render, silhouette
 
 #: Azimuth range of the random poses, radians (baseline §7.9: U[−π, π)).
 AZIMUTH_RANGE = (-math.pi, math.pi)
-#: Elevation range of the random poses, radians (baseline §7.9: U[−20°, 40°)).
-ELEVATION_RANGE = (math.radians(-20.0), math.radians(40.0))
+#: Elevation range of the random poses, radians (baseline §7.9: U[−20°, 40°)), the renders' range too.
+ELEVATION_RANGE = tuple(math.radians(deg) for deg in camera.ELEVATION_RANGE_DEG)
 
 #: Every loss the step returns, in log order. The first eight are the baseline's logged values (§8); the
 #: three ``*_2`` terms are the nearest-neighbour ones of multiple_mask_main.py (§7.7; 0 without neighbour
@@ -114,8 +115,8 @@ def _kro_term(config, out: dict, gt: tf.Tensor | None, k: tf.Tensor, kro_seed: t
 
     Against the GT cloud when one is given (``--use_gt_pcl``): KRO(gt, xyz0). Otherwise the first
     reconstruction is the pseudo ground truth, as in the study's L_gcc: Σ_i KRO(xyz0, pcl_out[i]) over
-    the re-reconstructions the geometric cycle loss compares (i = 1..P−1, and P with
-    ``include_last_render``).
+    i = 1..P−1 (and P with ``include_last_render``), the re-reconstructions that init_model compares with
+    xyz0; under adj_model too the reference stays the first reconstruction.
     """
     c = config
 

@@ -228,3 +228,14 @@ def test_overfit_drives_silhouette_iou_above_0_7(tiny_dataset):
         assert status["applied"]
     assert start < 0.2
     assert iou(sample) > 0.7, f"IoU {start:.3f} -> {iou(sample):.3f} after {OVERFIT_STEPS} steps"
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(n_proj=1), "N_PROJ must be >= 2"),
+    (dict(include_last_render=True, cycle_mode="adj_model"), "include_last_render applies to init_model"),
+    (dict(use_mult_proj=True), "needs neighbour data"),
+    (dict(projection="dense"), "projection must be one of"),
+])
+def test_config_rejects_inconsistent_settings_with_a_clear_error(bad, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**bad)
