@@ -128,26 +128,6 @@ def knn_from_embeddings(embeddings: np.ndarray, k: int, metric: str = "cosine") 
     return out
 
 
-def knn_table(keys, embeddings: np.ndarray, k: int, metric: str = "cosine") -> np.ndarray:
-    """A neighbour table in the baseline's layout from embeddings (baseline §2.7).
-
-    Args:
-        keys: M ``"<model>_<view>"`` keys (``make_key``), one per embedding row.
-        embeddings: float ``[M, D]``.
-        k: neighbours per anchor.
-        metric: see ``knn_from_embeddings``.
-
-    Returns:
-        str array ``[M, 1 + k]``: each key followed by its neighbours' keys, nearest first.
-    """
-    keys = np.asarray(list(keys), dtype=str)
-    if keys.shape[0] != np.shape(embeddings)[0]:
-        raise ValueError(f"losses.neighbours.knn_table: {keys.shape[0]} keys for "
-                         f"{np.shape(embeddings)[0]} embeddings")
-    idx = knn_from_embeddings(embeddings, k, metric)
-    return np.concatenate([keys[:, None], keys[idx]], axis=1)
-
-
 def embed_images(recon_net, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """``enc_feat`` of a trained reconstruction net for every image (the OURS-CC embedding, §2.7).
 

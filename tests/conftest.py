@@ -40,3 +40,17 @@ def tiny_dataset(tmp_path_factory) -> Path:
     build_dataset(source="builtin", out_dir=out, views=1, image_size=64, n_points=1024,
                   split="50/50", seed=0, workers=0, max_models=4)
     return out
+
+
+@pytest.fixture(scope="session")
+def op_library():
+    """The loaded Chamfer custom op; builds it first when needed and fails (never skips) when that fails."""
+    from losses.ops import build, loader
+
+    if loader.load().module is None:
+        build.build()
+        loader.load.cache_clear()
+    lib = loader.load()
+    if lib.module is None:
+        pytest.fail(f"the NnDistance op could not be loaded after building it: {lib.reason}")
+    return lib

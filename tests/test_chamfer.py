@@ -12,16 +12,6 @@ import tensorflow as tf
 from tensorflow_graphics.nn.loss import chamfer_distance as tfg_chamfer
 
 from losses import chamfer
-from losses.ops import loader
-
-
-@pytest.fixture(scope="session")
-def op_library():
-    """The loaded custom op; builds it first when needed and fails (never skips) when that fails."""
-    lib = loader.build_and_load()
-    if lib.module is None:
-        pytest.fail(f"the NnDistance op could not be loaded after building it: {lib.reason}")
-    return lib
 
 
 @pytest.fixture(params=["op", "tf"])

@@ -49,15 +49,3 @@ def load() -> OpLibrary:
     # The op returns integer indices only; losses.chamfer computes distances and their gradient in TF.
     tf.no_gradient("NnDistance")
     return OpLibrary(module, None, cuda=bool(stamp.get("cuda")))
-
-
-def build_and_load() -> OpLibrary:
-    """Like load(), but first builds the op when it is not loadable (what the tests use).
-
-    Raises:
-        build.BuildError: the compile failed.
-    """
-    if load().module is None:
-        build.build()
-        load.cache_clear()
-    return load()
