@@ -78,12 +78,14 @@ class ModelTask:
     n_points: int
     seed: int
     rotate_y_deg: float = 0.0
+    normalisation: str = "diagonal"  # one of data.meshes.NORMALISATIONS
 
     @property
     def params(self) -> dict:
         """What the cache entry depends on; a cached entry with other params is rebuilt."""
         return {"source": self.source, "views": list(self.views), "image_size": self.image_size,
-                "n_points": self.n_points, "seed": self.seed, "rotate_y_deg": self.rotate_y_deg}
+                "n_points": self.n_points, "seed": self.seed, "rotate_y_deg": self.rotate_y_deg,
+                "normalisation": self.normalisation}
 
     @property
     def path(self) -> Path:
@@ -127,7 +129,8 @@ def mesh_record(task: ModelTask) -> dict:
     Raises:
         data.meshes.MeshError: the mesh cannot be used.
     """
-    mesh = meshes.to_render_frame(meshes.normalise(meshes.load_mesh(task.item.path), task.rotate_y_deg))
+    mesh = meshes.to_render_frame(meshes.normalise(meshes.load_mesh(task.item.path), task.rotate_y_deg,
+                                                   task.normalisation))
     key = (task.seed, task.category, task.model_id)
     record = {
         "views": np.asarray(task.views, np.int64),
@@ -229,7 +232,7 @@ def _run(tasks: list[ModelTask], out_dir, workers: int, progress: bool) -> None:
 
 
 def _plan(source, baseline_layout, category, views, image_size, n_points, split, seed, max_models,
-          rotate_y_deg):
+          rotate_y_deg, normalisation):
     """All models of the build (every shard), as ModelTasks, plus the split weights or split files.
 
     Returns:
@@ -273,7 +276,8 @@ def _plan(source, baseline_layout, category, views, image_size, n_points, split,
                     not_found.append({"category": cat, "model_id": model_id, "path": str(split),
                                       "reason": f"listed in the {s} split file of {synset} but not in "
                                                 "the source"})
-        tasks += [ModelTask(cat, item.model_id, kind, item, v, image_size, n_points, seed, rotate_y_deg)
+        tasks += [ModelTask(cat, item.model_id, kind, item, v, image_size, n_points, seed, rotate_y_deg,
+                            normalisation)
                   for item, v in chosen]
     return tasks, weights, listed, not_found
 
@@ -283,7 +287,7 @@ def build_dataset(source=None, out_dir=None, views: int = 1, image_size: int = 6
                   max_models: int | None = None, shard: int = 0, num_shards: int = 1,
                   pack_only: bool = False, baseline_layout=None,
                   examples_per_shard: int = EXAMPLES_PER_SHARD, progress: bool = False,
-                  rotate_y_deg: float = 0.0) -> dict:
+                  rotate_y_deg: float = 0.0, normalisation: str = "diagonal") -> dict:
     """Builds (or resumes, or packs) a data set; see the module docstring for the stages.
 
     Args:
@@ -305,6 +309,10 @@ def build_dataset(source=None, out_dir=None, views: int = 1, image_size: int = 6
         rotate_y_deg: turn every mesh of this source about its up axis by this many degrees before
             normalising (`data.meshes.normalise`), for a source whose objects face another way than the
             rest of the data when the source documents it.
+        normalisation: how meshes are scaled into the canonical frame (`data.meshes.NORMALISATIONS`):
+            "diagonal" (bounding-box diagonal 1, ShapeNetCore v1's scale, which frames objects as the
+            baseline's renders did) or "longest_side" (longest side 1: larger objects that run past the
+            image border in most views).
 
     Returns:
         Summary dict: "built" / "skipped" {category: models} of the whole build so far, "skipped_models"
@@ -321,8 +329,11 @@ def build_dataset(source=None, out_dir=None, views: int = 1, image_size: int = 6
         raise ValueError(f"shard must be in 0..num_shards-1, got shard={shard}, num_shards={num_shards}")
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
+    if normalisation not in meshes.NORMALISATIONS:
+        raise ValueError(f"normalisation must be one of {meshes.NORMALISATIONS}, got {normalisation!r}")
     tasks, weights, listed, not_found = _plan(source, baseline_layout, category, views, image_size,
-                                              n_points, split, seed, max_models, rotate_y_deg)
+                                              n_points, split, seed, max_models, rotate_y_deg,
+                                              normalisation)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not pack_only:
         mine = [t for i, t in enumerate(tasks) if i % num_shards == shard]
@@ -338,7 +349,7 @@ def build_dataset(source=None, out_dir=None, views: int = 1, image_size: int = 6
     if not missing and built:
         source_text = str(source) if source is not None else f"baseline_layout:{baseline_layout}"
         examples = _pack(out_dir, built, weights, listed, seed, split, views, source_text,
-                         image_size, n_points, examples_per_shard, progress)
+                         image_size, n_points, examples_per_shard, progress, normalisation)
     return _summary(tasks, built, skipped, missing, examples, out_dir, time.time() - start)
 
 
@@ -403,7 +414,7 @@ def _gt_params(source_kind: str, gt_types, n_points: int) -> dict:
 
 
 def _pack(out_dir: Path, built, weights, listed, seed, split, views, source_text, image_size, n_points,
-          examples_per_shard, progress) -> dict[str, int]:
+          examples_per_shard, progress, normalisation) -> dict[str, int]:
     """Writes the TFRecords of every split and the index; returns {split: examples}."""
     present = [set(np.load(cache_path(out_dir, t.category, t.model_id)).files) for t in built]
     gt_types = [gt for gt in tfrecords.GT_TYPES if all(gt in files for files in present)]
@@ -432,8 +443,10 @@ def _pack(out_dir: Path, built, weights, listed, seed, split, views, source_text
         "image_size": image_size, "n_points": n_points, "gt_types": gt_types,
         "gt_params": _gt_params(source_kind, gt_types, n_points),
         "views": views if weights is not None else "one per model, from the split files",
-        "frame": "render frame of data.meshes: canonical (y up, centred on the bounding box, longest "
-                 "side 1) rotated by CANONICAL_TO_RENDER",
+        "frame": "render frame of data.meshes: canonical (y up, centred on the bounding box, "
+                 + ("bounding-box diagonal 1" if normalisation == "diagonal" else "longest side 1")
+                 + ") rotated by CANONICAL_TO_RENDER",
+        "normalisation": normalisation,
         "pose": "(azimuth, elevation) radians, baseline camera (model.camera, baseline §5.1)"
                 + (" as drawn by data.render.sample_views" if source_kind == "mesh"
                    else "; DRC's view.txt angles (baseline §2.5, §15)"),
@@ -496,6 +509,10 @@ def _define_flags():
     flags.DEFINE_float("rotate_y_deg", 0.0, "turn every mesh of this source about its up axis by this many "
                        "degrees (right-handed) before normalising, so that its objects face the same way as "
                        "the rest of the data when the source says how")
+    flags.DEFINE_enum("normalise", "diagonal", list(meshes.NORMALISATIONS), "scale of the canonical frame: "
+                      "'diagonal' = bounding-box diagonal 1 (ShapeNetCore v1's scale, which the baseline's "
+                      "renders show without rescaling: objects stay inside the frame); 'longest_side' = "
+                      "longest side 1 (objects run past the 64-px frame in most views)")
 
 
 def main(argv) -> int:
@@ -513,7 +530,7 @@ def main(argv) -> int:
                             num_shards=f.num_shards, pack_only=f.pack_only,
                             baseline_layout=f.baseline_layout,
                             examples_per_shard=f.examples_per_shard, progress=True,
-                            rotate_y_deg=f.rotate_y_deg)
+                            rotate_y_deg=f.rotate_y_deg, normalisation=f.normalise)
     for entry in summary["skipped_models"]:
         print(f"skipped {entry['category']}/{entry['model_id']}: {entry['reason']}")
     print(summary["line"])

@@ -20,9 +20,9 @@ a mesh (see `data.build`): images uint8 [V, H, W, 3], masks uint8 [V, H, W] in {
 * mask: ``mask_<v>.png`` as grey, box-resized when needed, then binarised at half range (>= 128 → 255).
 * pose: the first two numbers of line v of ``view.txt``, degrees → radians (baseline §2.5). They are
   DRC's angles; whether they match `model.camera`'s convention is baseline §15's open question.
-* clouds: moved into the project's frames like a mesh: one transform, computed on the union of the
-  model's clouds, centres them on their bounding box and scales its longest side to 1
-  (`data.meshes.normalise`, ShapeNet v1 being y up), then `data.meshes.to_render_frame`.
+* clouds: moved into the project's frames like a mesh: each cloud is centred on its bounding box and
+  scaled to a bounding-box diagonal of 1 (`data.meshes.normalise`, ShapeNet v1 being y up), then
+  `data.meshes.to_render_frame`.
 
 Any missing or malformed file raises `LayoutError` naming it, and the whole model is skipped: a model
 never contributes an image without its own mask and pose.

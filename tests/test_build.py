@@ -87,7 +87,7 @@ def test_rotate_y_deg_turns_every_mesh_about_its_up_axis(tmp_path):
     from data import meshes
 
     def clouds(rotate):
-        task = build._plan("builtin", None, "chair", 1, 32, 256, "50/50", 0, 1, rotate)[0][0]
+        task = build._plan("builtin", None, "chair", 1, 32, 256, "50/50", 0, 1, rotate, "diagonal")[0][0]
         return build.mesh_record(task)
 
     plain, turned = clouds(0.0), clouds(90.0)

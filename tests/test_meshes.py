@@ -105,14 +105,26 @@ def test_too_many_faces_refused_when_decimation_cannot_reach_the_target(tmp_path
         load_mesh(path, max_faces=1)
 
 
-def test_normalise_centres_and_scales_the_bounding_box():
-    out = normalise(_box())
+def test_normalise_centres_and_scales_the_bounding_box_diagonal_by_default():
+    out = normalise(_box())  # extents (4, 2, 1): diagonal sqrt(21)
+    half = np.array([2.0, 1.0, 0.5]) / np.sqrt(21.0)
+    np.testing.assert_allclose(out.bounds, [-half, half], atol=1e-12)
+    assert np.linalg.norm(np.ptp(out.vertices, axis=0)) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_normalise_longest_side():
+    out = normalise(_box(), scale="longest_side")
     np.testing.assert_allclose(out.bounds, [[-0.5, -0.25, -0.125], [0.5, 0.25, 0.125]], atol=1e-12)
+
+
+def test_normalise_refuses_an_unknown_scale():
+    with pytest.raises(ValueError, match="normalisation must be one of"):
+        normalise(_box(), scale="unit_cube")
 
 
 def test_normalise_rotates_about_y_before_centring():
     mesh = _box()
-    out = normalise(mesh, rotate_y_deg=90.0)
+    out = normalise(mesh, rotate_y_deg=90.0, scale="longest_side")
     # +90° about +y maps x -> -z and z -> x: extents (4, 2, 1) become (1, 2, 4).
     np.testing.assert_allclose(np.ptp(out.vertices, axis=0), [0.25, 0.5, 1.0], atol=1e-12)
     front = mesh.vertices[:, 0] == mesh.vertices[:, 0].max()  # the +x end of the box ...

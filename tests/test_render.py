@@ -153,7 +153,7 @@ def test_default_sampling_is_at_least_drcs_224_px():
 
 # --- The key check: GT cloud, projected by model.camera at the stored pose, lands on the rendered mask.
 # Thresholds: mean IoU over the views of a category >= 0.9 and every view >= 0.8 (measured with these
-# seeds: means 0.93-0.96, worst view 0.86, a thin-legged chair); a mirrored azimuth scores 0.47.
+# seeds: means 0.94-0.96, worst view 0.91, a thin-legged chair); a mirrored azimuth scores 0.47.
 # 1024 FPS points on a unit-sized model seen at 60 px per unit are about 2 px apart (median nearest-
 # neighbour spacing 1.1-3.8 px over the shared real meshes), so a 2-px disk closes the gaps between
 # neighbouring points; dilating the mask by the same disk keeps the comparison symmetric (thin parts
@@ -204,8 +204,33 @@ def test_projected_gt_lands_on_the_rendered_mask(source, request):
         iou, inside_baseline, inside_area = np.array(rows).T
         assert iou.mean() >= 0.9, (category, iou.mean())
         assert iou.min() >= 0.8, (category, iou.min())
-        # Measured: every point of both clouds, in every view, is within one pixel of the mask.
-        assert min(inside_baseline.min(), inside_area.min()) >= 0.999, category
+        # Measured: every point of both clouds is within one pixel of the mask, in every view but one
+        # (a built-in car whose thin part, under a pixel wide at the unit-diagonal scale, leaves 2 of its
+        # 1024 baseline-GT points 1-2 px off: 0.9983).
+        inside = np.concatenate([inside_baseline, inside_area])
+        assert inside.mean() >= 0.9999 and inside.min() >= 0.998, (category, inside.mean(), inside.min())
+
+
+def _border_share(root, scale: str, views: int = 3) -> dict[str, float]:
+    """Per category: the share of rendered masks with a pixel on the image border."""
+    rng = np.random.default_rng(7)
+    touching = {}
+    for item in meshes.discover(root):
+        mesh = meshes.to_render_frame(meshes.normalise(meshes.load_mesh(item.path), scale=scale))
+        _, masks = render.Renderer(SIZE).render_views(mesh, render.sample_views(views, rng), (1, 1, 1))
+        border = np.concatenate([masks[:, 0], masks[:, -1], masks[:, :, 0], masks[:, :, -1]], axis=1)
+        touching.setdefault(item.category, []).extend(border.max(axis=1) > 0)
+    return {category: float(np.mean(t)) for category, t in touching.items()}
+
+
+def test_objects_stay_inside_the_frame_as_in_the_baseline_renders(realmeshes_dir):
+    """DRC rendered ShapeNet v1 (unit bounding-box diagonal) at distance 2 without rescaling (baseline
+    §2.1): objects stay inside the frame. The default normalisation reproduces that; the longest-side-1
+    scale is the negative control (measured with 10 views per model: 0.25 % vs 79 % of the masks)."""
+    inside = _border_share(realmeshes_dir, "diagonal")
+    assert max(inside.values()) <= 0.02, inside
+    clipped = _border_share(realmeshes_dir, "longest_side")
+    assert min(clipped.values()) >= 0.3, clipped
 
 
 def test_the_agreement_check_fails_for_a_wrong_azimuth_sign(sample_dir):

@@ -75,7 +75,7 @@ def test_load_layout_model_converts_like_the_baseline(tmp_path):
     area = np.load(tmp_path / shapenet.CLOUDS_DIR / CAR / "m0" / f"gt_pointcloud_{N_POINTS}.npy")
     for name, cloud in (("gt_uniform", uniform), ("gt_area", area)):
         lo, hi = cloud.min(axis=0), cloud.max(axis=0)
-        expected = ((cloud - (lo + hi) / 2) / (hi - lo).max()) @ CANONICAL_TO_RENDER.T
+        expected = ((cloud - (lo + hi) / 2) / np.linalg.norm(hi - lo)) @ CANONICAL_TO_RENDER.T  # diagonal 1
         np.testing.assert_allclose(record[name], expected, atol=1e-6)
         assert record[name].dtype == np.float32
 
