@@ -17,7 +17,7 @@ Frame of the generated meshes: metres, y up with the floor at y = 0, the object'
 the canonical frame's up axis and the front direction of the shared real chairs and Sweet Home 3D cars
 after data.meshes.normalise (see README, "Procedural source"), so no --rotate_y_deg is needed.
 
-Generators: `data.procedural.cars` (sedan, hatchback, wagon, coupe, SUV, van, pickup) and
+Generators: `data.procedural.cars` (sedan, hatchback, wagon, coupe, sports, city, SUV, van, pickup) and
 `data.procedural.chairs` (four-legged, splayed, office, sled, stool, bench, lounge armchair).
 Each mesh is one boolean union of its parts (data.procedural.solid), with per-face colours.
 """

@@ -1,4 +1,4 @@
-"""Procedural cars: seven body styles, proportions, cabins, wheels and options drawn from ranges.
+"""Procedural cars: nine body styles, proportions, cabins, wheels and options drawn from ranges.
 
 Frame: metres, y up with the ground at y = 0, the car's front towards +z, centred on x = 0 (left-right
 symmetric) and on z = 0 (bumper to bumper). `sample_params` draws every parameter from the ranges of
@@ -22,7 +22,7 @@ import trimesh
 from data.procedural import solid
 from data.procedural.solid import box, cylinder, hull, prism, rounded_box, rounded_polygon
 
-STYLES = ("sedan", "hatchback", "wagon", "coupe", "suv", "van", "pickup")
+STYLES = ("sedan", "hatchback", "wagon", "coupe", "sports", "city", "suv", "van", "pickup")
 
 # Per style: (low, high) of each drawn parameter. Lengths in metres; *_frac are fractions of `length`,
 # greenhouse_frac of `height`. hood: nose to windshield base; deck: tail to rear-window (or cabin) base;
@@ -40,6 +40,12 @@ RANGES = {
     "coupe": dict(length=(4.0, 4.7), width=(1.75, 1.95), height=(1.18, 1.34), clearance=(0.10, 0.14),
                   wheel_radius=(0.31, 0.35), greenhouse_frac=(0.27, 0.34), hood_frac=(0.30, 0.38),
                   deck_frac=(0.04, 0.10), windshield_frac=(0.14, 0.20), rear_frac=(0.22, 0.32)),
+    "sports": dict(length=(4.2, 4.8), width=(1.85, 2.05), height=(1.05, 1.22), clearance=(0.08, 0.12),
+                   wheel_radius=(0.32, 0.36), greenhouse_frac=(0.28, 0.36), hood_frac=(0.32, 0.42),
+                   deck_frac=(0.12, 0.22), windshield_frac=(0.16, 0.22), rear_frac=(0.12, 0.22)),
+    "city": dict(length=(2.6, 3.4), width=(1.55, 1.72), height=(1.45, 1.65), clearance=(0.13, 0.17),
+                 wheel_radius=(0.27, 0.31), greenhouse_frac=(0.38, 0.46), hood_frac=(0.10, 0.18),
+                 deck_frac=(0.01, 0.03), windshield_frac=(0.12, 0.20), rear_frac=(0.02, 0.06)),
     "suv": dict(length=(4.3, 5.0), width=(1.80, 2.00), height=(1.62, 1.88), clearance=(0.19, 0.26),
                 wheel_radius=(0.35, 0.41), greenhouse_frac=(0.30, 0.37), hood_frac=(0.21, 0.28),
                 deck_frac=(0.02, 0.04), windshield_frac=(0.08, 0.13), rear_frac=(0.02, 0.06)),
@@ -65,7 +71,7 @@ COMMON_RANGES = dict(
 )
 MIN_ROOF_FRAC = 0.18  # a shorter roof is lengthened, half at each end
 OPTION_PROBABILITY = dict(spoiler=0.25, mirrors=0.7, roof_rails=0.35)
-SPOILER_STYLES = ("sedan", "hatchback", "coupe")
+SPOILER_STYLES = ("sedan", "hatchback", "coupe", "sports")
 ROOF_RAIL_STYLES = ("wagon", "suv", "van")
 
 BODY_PALETTE = np.array([  # sRGB body colours of real cars (white, silver, greys, black, ...)
