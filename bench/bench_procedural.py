@@ -65,7 +65,8 @@ def _sampling_floor(category: str, n_models: int = 20) -> float:
     values = []
     for item in procedural.discover(n_models, category):
         mesh = build.render_frame_mesh(build.PROCEDURAL, item)
-        a, b = (metrics.normalise_bbox(sampling.area_gt(mesh.vertices, mesh.faces, 1024, seed=s)) for s in (0, 1))
+        a, b = (metrics.normalise_bbox(sampling.area_gt(mesh.vertices, mesh.faces, 1024, seed=seed))
+                for seed in (0, 1))
         values.append(metrics.METRIC_SCALE * sum(metrics.chamfer_fwd_bwd(a, b)))
     return float(np.median(values))
 
@@ -76,16 +77,18 @@ def _pairwise_chamfer(clouds: list[np.ndarray]) -> np.ndarray:
     table = np.full((m, m), np.inf)
     for i in range(m):
         for j in range(i + 1, m):
-            table[i, j] = table[j, i] = metrics.METRIC_SCALE * sum(metrics.chamfer_fwd_bwd(clouds[i], clouds[j]))
+            chamfer = sum(metrics.chamfer_fwd_bwd(clouds[i], clouds[j]))
+            table[i, j] = table[j, i] = metrics.METRIC_SCALE * chamfer
     return table
 
 
 def _describe(table: np.ndarray) -> tuple[float, str]:
     pairs = table[np.triu_indices(len(table), 1)]
     nearest = table.min(axis=1)
-    return float(pairs.mean()), (f"pairs {len(pairs)}: mean {pairs.mean():6.2f}, median {np.median(pairs):6.2f}, "
-                                 f"10-90% {np.percentile(pairs, 10):5.2f}-{np.percentile(pairs, 90):5.2f}; "
-                                 f"nearest other model: min {nearest.min():5.2f}, median {np.median(nearest):5.2f}")
+    text = (f"pairs {len(pairs)}: mean {pairs.mean():6.2f}, median {np.median(pairs):6.2f}, "
+            f"10-90% {np.percentile(pairs, 10):5.2f}-{np.percentile(pairs, 90):5.2f}; "
+            f"nearest other model: min {nearest.min():5.2f}, median {np.median(nearest):5.2f}")
+    return float(pairs.mean()), text
 
 
 def main(argv):
@@ -106,18 +109,19 @@ def main(argv):
             meshes.load_mesh(path)
         load_s = (time.perf_counter() - start) / len(paths)
         print(f"{category}: generation {1 / generate_s:7.1f} models/s ({1e3 * generate_s:5.1f} ms/model, "
-              f"CPU {1e3 * generate_cpu_s:5.1f} ms/model, {len(ids)} models); reference: reading a real mesh {1 / load_s:6.1f} models/s "
-              f"({len(paths)} models); ratio {load_s / generate_s:.2f}x", flush=True)
+              f"CPU {1e3 * generate_cpu_s:5.1f} ms/model, {len(ids)} models); reference: reading a real "
+              f"mesh {1 / load_s:6.1f} models/s ({len(paths)} models); ratio {load_s / generate_s:.2f}x",
+              flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
         proc_dir, real_dir = Path(tmp) / "procedural", Path(tmp) / "real"
         proc, proc_s = _timed_build(build.PROCEDURAL, proc_dir, procedural_models=FLAGS.models)
         real, real_s = _timed_build(FLAGS.real, real_dir)
         n_proc, n_real = sum(proc["built"].values()), sum(real["built"].values())
-        print(f"build, {FLAGS.workers} workers, 1 view at 64 px, 1024-point GTs: procedural {n_proc} models in "
-              f"{proc_s:.1f} s = {n_proc / proc_s:.2f} models/s; reference: real meshes {n_real} models in "
-              f"{real_s:.1f} s = {n_real / real_s:.2f} models/s; ratio {(n_proc / proc_s) / (n_real / real_s):.2f}x",
-              flush=True)
+        print(f"build, {FLAGS.workers} workers, 1 view at 64 px, 1024-point GTs: procedural {n_proc} models "
+              f"in {proc_s:.1f} s = {n_proc / proc_s:.2f} models/s; reference: real meshes {n_real} models "
+              f"in {real_s:.1f} s = {n_real / real_s:.2f} models/s; "
+              f"ratio {(n_proc / proc_s) / (n_real / real_s):.2f}x", flush=True)
         cpu_per_model = proc_s * max(FLAGS.workers, 1) / n_proc
         print(f"generation share of the procedural build's time per model and worker: "
               f"{100 * np.mean(generate_times) / cpu_per_model:.0f}%", flush=True)
@@ -129,12 +133,14 @@ def main(argv):
                   f"{_sampling_floor(category):.2f}\n"
                   f"{category} pairwise Chamfer x1000, procedural: {proc_text}\n"
                   f"{category} pairwise Chamfer x1000, real:       {real_text}\n"
-                  f"{category} diversity ratio procedural / real (mean pairwise): {proc_mean / real_mean:.2f}",
-                  flush=True)
+                  f"{category} diversity ratio procedural / real (mean pairwise): "
+                  f"{proc_mean / real_mean:.2f}", flush=True)
             if category == "car":
-                turned_mean, turned_text = _describe(_pairwise_chamfer([_turned_to_z(c) for c in real_clouds]))
+                turned = [_turned_to_z(cloud) for cloud in real_clouds]
+                turned_mean, turned_text = _describe(_pairwise_chamfer(turned))
                 print(f"car pairwise Chamfer x1000, real, all along z: {turned_text}\n"
-                      f"car diversity ratio procedural / real all along z: {proc_mean / turned_mean:.2f}", flush=True)
+                      f"car diversity ratio procedural / real all along z: {proc_mean / turned_mean:.2f}",
+                      flush=True)
 
 
 if __name__ == "__main__":

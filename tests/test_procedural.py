@@ -86,7 +86,8 @@ def test_ids_encode_category_version_and_index():
 @pytest.mark.parametrize("call, message", [
     (lambda: procedural.discover(-3), r"--procedural_models must be in 1\.\.1000000.*got -3"),
     (lambda: procedural.discover(0), r"got 0"),
-    (lambda: procedural.discover(5, "plane"), r"unknown category 'plane' for the procedural source: it makes car, chair"),
+    (lambda: procedural.discover(5, "plane"),
+     r"unknown category 'plane' for the procedural source: it makes car, chair"),
     (lambda: procedural.model_id("car", 10 ** 6), r"index must be in 0\.\.999999"),
     (lambda: procedural.generate("car-000001"), r"not a procedural model id"),
     (lambda: procedural.generate("proc-car-v999-000001"), r"generator v999; this is v1"),
@@ -138,7 +139,8 @@ def test_car_parameters_lie_in_their_style_ranges():
         assert not p.spoiler or p.style in cars.SPOILER_STYLES
         assert not p.roof_rails or p.style in cars.ROOF_RAIL_STYLES
         assert all(0.0 <= c <= 1.0 for c in p.body_colour + p.rim_colour + p.glass_colour)
-    assert any(p.spoiler for p in params) and any(p.mirrors for p in params) and any(p.roof_rails for p in params)
+    for option in cars.OPTION_PROBABILITY:
+        assert any(getattr(p, option) for p in params), option
 
 
 def test_chair_parameters_lie_in_their_kind_ranges():
@@ -201,7 +203,8 @@ def test_the_inside_test_finds_faces_hidden_in_a_concatenation():
     # hidden: 0.72 + 0.45 + 0.40 of each box's area 6, i.e. 3.14 / 12 of the soup's area
     assert np.mean(_strictly_inside(soup, points)) == pytest.approx(3.14 / 12, abs=0.04)
     united = solid.Assembly()
-    united.add((1, 0, 0), solid.box((-0.5, -0.5, -0.5), (0.5, 0.5, 0.5)), solid.box((0, -0.3, -0.4), (1, 0.7, 0.6)))
+    united.add((1, 0, 0), solid.box((-0.5, -0.5, -0.5), (0.5, 0.5, 0.5)),
+               solid.box((0.0, -0.3, -0.4), (1.0, 0.7, 0.6)))
     mesh = united.mesh()
     points = sampling.area_gt(mesh.vertices, mesh.faces, 1024, seed=0).astype(np.float64)
     assert not np.any(_strictly_inside(mesh, points))
@@ -234,7 +237,8 @@ def test_cars_carry_part_colours_that_the_renderer_uses(model_id):
     present = {tuple(c) for c in mesh.visual.face_colors[:, :3]}
     assert {_colour(p.body_colour), _colour(p.glass_colour), _colour(cars.TYRE), _colour(p.rim_colour),
             _colour(cars.HEADLIGHT), _colour(cars.TAILLIGHT)} <= present
-    rgb, mask = render.Renderer(64).render(meshes.to_render_frame(meshes.normalise(mesh)), 0.6, 0.3)  # no colour=
+    # no colour= argument: the renderer takes the mesh's own face colours
+    rgb, mask = render.Renderer(64).render(meshes.to_render_frame(meshes.normalise(mesh)), 0.6, 0.3)
     pixels = rgb[mask > 0].astype(np.float64)
     assert len(np.unique(pixels // 16, axis=0)) >= 4  # body, glass, tyres, lights... shaded
 
@@ -249,16 +253,18 @@ def test_chairs_carry_material_colours():
         p = procedural.params(model_id)
         mesh = procedural.generate(model_id)
         assert mesh.visual.kind == "face"
-        assert {_colour(p.seat_colour), _colour(p.frame_colour)} <= {tuple(c) for c in mesh.visual.face_colors[:, :3]}
+        present = {tuple(c) for c in mesh.visual.face_colors[:, :3]}
+        assert {_colour(p.seat_colour), _colour(p.frame_colour)} <= present
 
 
 @pytest.mark.parametrize("model_id", _sample("car", 1))
 def test_cars_face_plus_z_in_the_canonical_frame(model_id):
     mesh = meshes.normalise(procedural.generate(model_id))
-    centres = mesh.triangles_center
+    lo, hi = mesh.bounds
+    along = (mesh.triangles_center[:, 2] - lo[2]) / (hi[2] - lo[2])  # 0 at the rear bumper, 1 at the front
     colours = mesh.visual.face_colors[:, :3]
-    assert np.all(centres[np.all(colours == _colour(cars.HEADLIGHT), axis=1), 2] > 0.4)
-    assert np.all(centres[np.all(colours == _colour(cars.TAILLIGHT), axis=1), 2] < -0.4)
+    assert np.all(along[np.all(colours == _colour(cars.HEADLIGHT), axis=1)] > 0.9)
+    assert np.all(along[np.all(colours == _colour(cars.TAILLIGHT), axis=1)] < 0.1)
 
 
 def _top_z(mesh: trimesh.Trimesh) -> float:
@@ -335,3 +341,21 @@ def test_cli_builds_one_category_and_rejects_bad_arguments(tmp_path):
     unknown = run("--out", str(tmp_path / "unk"), "--procedural_models", "2", "--category", "plane")
     assert unknown.returncode != 0
     assert "unknown category 'plane' for the procedural source: it makes car, chair" in unknown.stderr
+
+
+def test_contact_sheet_renders_models_as_the_build_does(tmp_path):
+    from PIL import Image
+
+    from viz import contact_sheet
+
+    images, ids = contact_sheet.render_source("procedural", "car", 2, 32, 35.0, 20.0, first=5)
+    assert ids == [procedural.model_id("car", 5), procedural.model_id("car", 6)]
+    assert images.shape == (2, 32, 32, 3) and images.dtype == np.uint8
+    item = procedural.ProceduralItem(ids[0], "car")
+    expected, _ = render.Renderer(32).render(build.render_frame_mesh("procedural", item), np.radians(35.0),
+                                             np.radians(20.0))
+    np.testing.assert_array_equal(images[0], expected)
+    out = contact_sheet.contact_sheet(images, ids, tmp_path / "sheet.png", cols=2)
+    assert Image.open(out).size[0] > 0
+    with pytest.raises(ValueError, match="count must be >= 1"):
+        contact_sheet.render_source("procedural", "car", 0, 32, 0.0, 0.0)

@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from data import build, render
+from data import build, meshes, render
 from viz import clouds
 
 
 def render_source(source, category: str | None, count: int, size: int, az_deg: float, el_deg: float,
-                  rotate_y_deg: float = 0.0, first: int = 0) -> tuple[np.ndarray, list[str]]:
+                  rotate_y_deg: float = 0.0, first: int = 0,
+                  normalisation: str = "diagonal") -> tuple[np.ndarray, list[str]]:
     """Renders models first .. first + count - 1 of a source (sorted as data.build enumerates them).
 
     Args:
@@ -34,6 +35,7 @@ def render_source(source, category: str | None, count: int, size: int, az_deg: f
         az_deg, el_deg: the pose of every render, degrees (baseline camera).
         rotate_y_deg: as data.build's flag.
         first: index of the first model.
+        normalisation: as data.build's `normalisation` (data.meshes.NORMALISATIONS).
 
     Returns:
         images uint8 [M, size, size, 3] and the M model ids.
@@ -45,8 +47,9 @@ def render_source(source, category: str | None, count: int, size: int, az_deg: f
     renderer = render.Renderer(size)
     images = []
     for item in items:
-        mesh = build.render_frame_mesh(kind, item, rotate_y_deg)
-        rgb, _ = renderer.render(mesh, np.radians(az_deg), np.radians(el_deg), render.model_colour(item.model_id))
+        mesh = build.render_frame_mesh(kind, item, rotate_y_deg, normalisation)
+        colour = render.model_colour(item.model_id)  # for meshes without colours, as data.build does
+        rgb, _ = renderer.render(mesh, np.radians(az_deg), np.radians(el_deg), colour)
         images.append(rgb)
     return np.stack(images), [item.model_id for item in items]
 
@@ -73,6 +76,7 @@ def _define_flags():
     flags.DEFINE_float("az_deg", 35.0, "azimuth of every render (0: the object's front)")
     flags.DEFINE_float("el_deg", 20.0, "elevation of every render")
     flags.DEFINE_float("rotate_y_deg", 0.0, "as data.build's --rotate_y_deg")
+    flags.DEFINE_enum("normalise", "diagonal", list(meshes.NORMALISATIONS), "as data.build's --normalise")
     flags.DEFINE_integer("cols", 6, "columns of the sheet", lower_bound=1)
     flags.DEFINE_string("out", None, "PNG to write")
     flags.mark_flag_as_required("out")
@@ -83,7 +87,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
     images, ids = render_source(f.source, f.category, f.count, f.size, f.az_deg, f.el_deg, f.rotate_y_deg,
-                                f.first)
+                                f.first, f.normalise)
     print(contact_sheet(images, ids, f.out, f.cols))
 
 

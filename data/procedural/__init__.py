@@ -109,7 +109,8 @@ def _parse(model_id_: str) -> tuple[str, int, int]:
     """(category, generator version, index) of a procedural id."""
     match = _ID.match(model_id_)
     if match is None:
-        raise ValueError(f"{model_id_!r} is not a procedural model id (proc-<category>-v<version>-<6 digits>)")
+        raise ValueError(f"{model_id_!r} is not a procedural model id "
+                         "(proc-<category>-v<version>-<6 digits>)")
     return _check_category(match["category"]), int(match["version"]), int(match["index"])
 
 

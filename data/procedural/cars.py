@@ -164,10 +164,9 @@ def build(p: CarParams) -> trimesh.Trimesh:
                (z_rear, belt), (-half_l + 0.08, tail_y), (-half_l, tail_y - 0.05),
                (-half_l, p.clearance + bumper)]
     shoulder = p.shoulder_frac * p.width
-    front_view = [(-half_w + 0.04, p.clearance), (half_w - 0.04, p.clearance), (half_w, p.clearance + 0.1),
-                  (half_w, belt - shoulder), (half_w - shoulder, belt + 0.01), (half_w - shoulder, belt + 2.0),
-                  (-half_w + shoulder, belt + 2.0), (-half_w + shoulder, belt + 0.01),
-                  (-half_w, belt - shoulder), (-half_w, p.clearance + 0.1)]
+    front_half = [(half_w - 0.04, p.clearance), (half_w, p.clearance + 0.1), (half_w, belt - shoulder),
+                  (half_w - shoulder, belt + 0.01), (half_w - shoulder, belt + 2.0)]  # right half, bottom up
+    front_view = front_half + [(-x, y) for x, y in reversed(front_half)]
     plan = rounded_polygon(-half_w, half_w, -half_l, half_l, p.plan_round_frac * p.width)
     body = (prism(profile, "x", -half_w, half_w) ^ prism(front_view, "z", -half_l - 0.1, half_l + 0.1)
             ^ prism(plan, "y", 0.0, p.height))
@@ -193,8 +192,8 @@ def build(p: CarParams) -> trimesh.Trimesh:
         pillars.append(solid.beam(corners[(s, True, True)], corners[(s, False, True)], pillar))  # A
         rear_width = np.array([0.0, 0.0, 0.08 if p.style in ("sedan", "coupe") else 0.2])  # C/D pillar
         bottom, top = corners[(s, True, False)], corners[(s, False, False)]
-        pillars.append(hull(np.concatenate([solid.beam_points(bottom, top, pillar),
-                                            solid.beam_points(bottom + rear_width, top + rear_width, pillar)])))
+        pillars.append(hull(np.concatenate([solid.beam_points(bottom + dz, top + dz, pillar)
+                                            for dz in (0.0, rear_width)])))
         b_bottom = corners[(s, True, True)] + 0.45 * (corners[(s, True, False)] - corners[(s, True, True)])
         b_top = corners[(s, False, True)] + 0.45 * (corners[(s, False, False)] - corners[(s, False, True)])
         pillars.append(solid.beam(b_bottom, b_top, pillar))  # B
@@ -215,8 +214,8 @@ def build(p: CarParams) -> trimesh.Trimesh:
         axles.append(cylinder(centre - (track_half, 0, 0), centre + (track_half, 0, 0), 0.06, segments=12))
         for s in (-1, 1):
             inner, outer = s * (track_half - 0.5 * tyre_width), s * (track_half + 0.5 * tyre_width)
-            arches.append(cylinder(centre + (inner - s * 0.04, 0, 0), centre + (s * (half_w + 0.1), 0, 0), arch,
-                                   segments=WHEEL_SEGMENTS))
+            arches.append(cylinder(centre + (inner - s * 0.04, 0, 0), centre + (s * (half_w + 0.1), 0, 0),
+                                   arch, segments=WHEEL_SEGMENTS))
             tyres.append(cylinder(centre + (inner, 0, 0), centre + (outer, 0, 0), radius,
                                   segments=WHEEL_SEGMENTS))
             rims.append(cylinder(centre + (outer - s * 0.03, 0, 0), centre + (outer + s * 0.008, 0, 0),

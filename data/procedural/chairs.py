@@ -54,11 +54,13 @@ RANGES = {
 }
 # Per kind: the options drawn uniformly (back, legs, arms) and probabilities of yes/no choices.
 CHOICES = {
-    "four_leg": dict(back=("solid", "arched", "vslats", "hslats", "frame"), legs=("square", "round", "tapered"),
-                     arms=("none", "none", "none", "posts")),
-    "splayed": dict(back=("solid", "arched", "frame"), legs=("round", "tapered"), arms=("none", "none", "posts")),
+    "four_leg": dict(back=("solid", "arched", "vslats", "hslats", "frame"),
+                     legs=("square", "round", "tapered"), arms=("none", "none", "none", "posts")),
+    "splayed": dict(back=("solid", "arched", "frame"), legs=("round", "tapered"),
+                    arms=("none", "none", "posts")),
     "office": dict(back=("solid", "arched"), legs=("pedestal",), arms=("none", "posts", "posts")),
-    "sled": dict(back=("solid", "arched", "vslats", "hslats"), legs=("sled",), arms=("none", "none", "posts")),
+    "sled": dict(back=("solid", "arched", "vslats", "hslats"), legs=("sled",),
+                 arms=("none", "none", "posts")),
     "stool": dict(back=("none",), legs=("square", "round", "tapered", "column"), arms=("none",)),
     "bench": dict(back=("none", "none", "solid", "hslats", "vslats"), legs=("square", "panel"),
                   arms=("none", "none", "panels")),
@@ -169,11 +171,11 @@ def _support(chair: solid.Assembly, p: ChairParams, bottom: float) -> None:
                                     for s in (-1, 1)])
     elif p.legs == "plinth":  # lounge chair: low body on short feet
         feet_y = 0.06
-        chair.add(p.seat_colour, rounded_box((-half_w - 0.02, feet_y, -half_d), (half_w + 0.02, bottom + overlap,
-                                                                                half_d), 0.03))
+        chair.add(p.seat_colour, rounded_box((-half_w - 0.02, feet_y, -half_d),
+                                             (half_w + 0.02, bottom + overlap, half_d), 0.03))
+        feet = [(x, z) for x in (-half_w + 0.05, half_w - 0.05) for z in (-half_d + 0.05, half_d - 0.05)]
         chair.add(p.frame_colour, *[cylinder((x, feet_y + overlap, z), (x, 0.0, z), t / 2, 0.35 * t,
-                                             segments=SEGMENTS)
-                                    for x in (-half_w + 0.05, half_w - 0.05) for z in (-half_d + 0.05, half_d - 0.05)])
+                                             segments=SEGMENTS) for x, z in feet])
     else:
         _legs(chair, p, bottom + overlap)
 
@@ -213,11 +215,8 @@ def _legs(chair: solid.Assembly, p: ChairParams, y_top: float) -> None:
                 [c + 0.5 * t * np.array([(x, 0, z) for x in (-1, 1) for z in (-1, 1)]) for c in (a, b)])))
         else:
             parts.append(cylinder(b, a, t / 2 if p.legs == "round" else 0.3 * t, t / 2, segments=SEGMENTS))
-    if p.stretchers and len(feet) >= 3:
-        height = 0.3 * y_top if p.kind != "stool" else 0.3 * p.seat_height
-        ring = [a + (b - a) * (1.0 - height / y_top) for a, b in feet]
-        if len(ring) == 4 and not p.round_seat:
-            ring = [ring[0], ring[1], ring[3], ring[2]]  # (x-, z-), (x-, z+), (x+, z+), (x+, z-)
+    if p.stretchers:  # a ring of rails between the legs, at 30 % of the seat height
+        ring = sorted((a + (b - a) * 0.7 for a, b in feet), key=lambda q: np.arctan2(q[0], q[2]))
         for u, v in zip(ring, ring[1:] + ring[:1]):
             parts.append(cylinder(u, v, 0.3 * t, segments=12))
     chair.add(p.frame_colour, *parts)
@@ -259,7 +258,8 @@ def _back(chair: solid.Assembly, p: ChairParams) -> None:
     panel_lo = gap
     parts = []
     if p.back in ("solid", "arched"):
-        outline = rounded_polygon(-width / 2, width / 2, panel_lo, height, 0.03 if p.kind != "lounge" else 0.06)
+        corner = 0.06 if p.kind == "lounge" else 0.03
+        outline = rounded_polygon(-width / 2, width / 2, panel_lo, height, corner)
         if p.back == "arched":
             arch = np.linspace(0.0, np.pi, 13)
             rise = min(0.12, 0.3 * (height - panel_lo))
@@ -276,21 +276,22 @@ def _back(chair: solid.Assembly, p: ChairParams) -> None:
             zs = np.linspace(panel_lo + 0.1, height - 0.04, min(p.slats, 4))
             rails += [box((-width / 2, 0.0, z - 0.03), (width / 2, thick, z + 0.03)) for z in zs]
         rails.append(box((-width / 2, 0.0, height - 0.06), (width / 2, thick, height)))  # top rail
-        rails += [box((s * width / 2 - post / 2 * (1 + s), 0.0, 0.0), (s * width / 2 + post / 2 * (1 - s), thick,
-                                                                       height)) for s in (-1, 1)]
+        rails += [box((-width / 2, 0.0, 0.0), (-width / 2 + post, thick, height)),  # side posts
+                  box((width / 2 - post, 0.0, 0.0), (width / 2, thick, height))]
         parts += rails
     back = [place(part) for part in parts]
     if p.kind == "office":  # spine from under the seat's centre, behind its rear edge, up behind the back
         tilt = np.radians(p.back_tilt)
-        up, behind = np.array([0.0, np.cos(tilt), -np.sin(tilt)]), np.array([0.0, -np.sin(tilt), -np.cos(tilt)])
+        up = np.array([0.0, np.cos(tilt), -np.sin(tilt)])
+        behind = np.array([0.0, -np.sin(tilt), -np.cos(tilt)])
         under = np.array([0.0, p.seat_height - p.seat_thickness - 0.02, 0.0])
         offset = (0.5 * thick + 0.02) * behind
         heel = np.array([0.0, under[1], rear]) + offset
         chair.add(p.frame_colour, solid.beam(under, heel, 0.045),
                   solid.beam(heel, np.array([0.0, base_y, rear]) + (gap + 0.15) * up + offset, 0.045))
     elif gap:  # sled: two posts carry the back
-        back += [place(box((s * (width / 2 - 0.04) - 0.012, 0.0, -0.02), (s * (width / 2 - 0.04) + 0.012, thick,
-                                                                          gap + 0.05))) for s in (-1, 1)]
+        back += [place(box((x - 0.012, 0.0, -0.02), (x + 0.012, thick, gap + 0.05)))
+                 for x in (0.04 - width / 2, width / 2 - 0.04)]
     colour = p.seat_colour if p.cushion and p.back in ("solid", "arched") else p.frame_colour
     chair.add(colour, *back)
 
@@ -305,7 +306,8 @@ def _arm_posts(chair: solid.Assembly, p: ChairParams) -> None:
         parts.append(box((x - 0.015, p.seat_height - 0.02, 0.4 * half_d - 0.015),
                          (x + 0.015, y, 0.4 * half_d + 0.015)))
         if p.kind != "office":
-            parts.append(box((x - 0.015, p.seat_height - 0.02, -half_d + 0.02), (x + 0.015, y, -half_d + 0.05)))
+            parts.append(box((x - 0.015, p.seat_height - 0.02, -half_d + 0.02),
+                             (x + 0.015, y, -half_d + 0.05)))
         parts.append(rounded_box((x - 0.03, y - 0.005, -half_d + 0.02 if p.kind != "office" else -0.1),
                                  (x + 0.03, y + 0.03, 0.6 * half_d), 0.01, segments=6))
     chair.add(p.frame_colour, *parts)
