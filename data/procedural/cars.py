@@ -174,12 +174,11 @@ def build(p: CarParams) -> trimesh.Trimesh:
 
     # Greenhouse: glass hull, then the roof and pillars over it in the body colour.
     glass_half = half_w - shoulder - 0.01
-    def greenhouse_corner(x_sign, bottom, front):
-        if bottom:
-            return (x_sign * glass_half, belt - 0.03, z_windshield if front else z_rear)
-        return (x_sign * roof_half, p.height - roof_thick, z_roof_front if front else z_roof_rear)
-    corners = {(s, b, f): np.array(greenhouse_corner(s, b, f)) for s in (-1, 1) for b in (True, False)
-               for f in (True, False)}
+    corners = {}  # (side -1/1, bottom?, front?) -> [3] corner of the greenhouse
+    for s in (-1, 1):
+        for front, z_bottom, z_top in ((True, z_windshield, z_roof_front), (False, z_rear, z_roof_rear)):
+            corners[(s, True, front)] = np.array([s * glass_half, belt - 0.03, z_bottom])
+            corners[(s, False, front)] = np.array([s * roof_half, p.height - roof_thick, z_top])
     car.add(p.glass_colour, hull(list(corners.values())))
     roof = hull([(s * (roof_half + 0.02), p.height - roof_thick - 0.005, z) for s in (-1, 1)
                  for z in (z_roof_rear - 0.02, z_roof_front + 0.02)]
@@ -199,7 +198,7 @@ def build(p: CarParams) -> trimesh.Trimesh:
         pillars.append(solid.beam(b_bottom, b_top, pillar))  # B
         if p.style == "van":
             pillars.append(solid.beam(b_bottom + 0.6 * (corners[(s, True, False)] - b_bottom),
-                                 b_top + 0.6 * (corners[(s, False, False)] - b_top), pillar))
+                                      b_top + 0.6 * (corners[(s, False, False)] - b_top), pillar))
     car.add(p.body_colour, *pillars)
 
     if p.style == "pickup":  # open bed behind the cabin
@@ -249,10 +248,10 @@ def build(p: CarParams) -> trimesh.Trimesh:
                                        (roof_half - 0.02, p.height + 0.005, z_roof_rear + 0.02)))
         else:  # wing on two posts over the deck
             wing_y = belt + 0.12
-            car.add(p.body_colour, box((-half_w + 0.1, wing_y, -half_l + 0.03), (half_w - 0.1, wing_y + 0.035,
-                                                                                   -half_l + 0.28)),
-                    *[box((s * 0.45 * half_w - 0.03, belt - 0.05, -half_l + 0.12),
-                          (s * 0.45 * half_w + 0.03, wing_y + 0.01, -half_l + 0.2)) for s in (-1, 1)])
+            wing = box((-half_w + 0.1, wing_y, -half_l + 0.03), (half_w - 0.1, wing_y + 0.035, -half_l + 0.28))
+            posts = [box((s * 0.45 * half_w - 0.03, belt - 0.05, -half_l + 0.12),
+                         (s * 0.45 * half_w + 0.03, wing_y + 0.01, -half_l + 0.2)) for s in (-1, 1)]
+            car.add(p.body_colour, wing, *posts)
     if p.mirrors:
         mirror_y = belt + 0.08
         car.add(p.body_colour, *[hull([(s * (glass_half - 0.05), mirror_y - 0.03, z_windshield - 0.16),
