@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import fnmatch
 import json
 import math
 import multiprocessing
@@ -254,6 +255,42 @@ def _run(tasks: list[ModelTask], out_dir, workers: int, progress: bool) -> None:
                 bar.update()
 
 
+def rotation_rules(spec) -> list[tuple[str, float]]:
+    """Per-model turns about the up axis: a number (every model) or ``"GLOB=DEG[,GLOB=DEG...]"``.
+
+    Each GLOB (fnmatch) is matched against ``<category>/<model_id>``; the first matching rule gives the
+    model's angle, and a model no rule matches is not turned. E.g. ``"car/torcs_*=-90"`` turns the TORCS
+    cars of the shared real meshes, which face +x, to face +z like the other sources.
+
+    Raises:
+        ValueError: a malformed rule or angle (the message quotes it).
+    """
+    if isinstance(spec, (int, float)):
+        return [("*", float(spec))]
+    text = str(spec).strip()
+    try:
+        return [("*", float(text))]
+    except ValueError:
+        pass
+    rules = []
+    for rule in filter(None, (r.strip() for r in text.split(","))):
+        pattern, sep, angle = rule.rpartition("=")
+        try:
+            rules.append((pattern.strip(), float(angle)))
+        except ValueError:
+            sep = ""
+        if not sep or not pattern.strip():
+            raise ValueError(f"rotate_y_deg: {rule!r} is neither an angle in degrees nor GLOB=DEG "
+                             "(e.g. 'car/torcs_*=-90')")
+    return rules
+
+
+def rotation_for(rules: list[tuple[str, float]], category: str, model_id: str) -> float:
+    """The angle (degrees) of the first rule of `rotation_rules` matching ``<category>/<model_id>``, else 0."""
+    name = f"{category}/{model_id}"
+    return next((angle for pattern, angle in rules if fnmatch.fnmatchcase(name, pattern)), 0.0)
+
+
 def _plan(source, baseline_layout, category, views, image_size, n_points, split, seed, max_models,
           rotate_y_deg, normalisation, procedural_models=procedural.DEFAULT_MODELS):
     """All models of the build (every shard), as ModelTasks, plus the split weights or split files.
@@ -265,6 +302,7 @@ def _plan(source, baseline_layout, category, views, image_size, n_points, split,
     """
     if (source is None) == (baseline_layout is None):
         raise ValueError("give exactly one of source (meshes) and baseline_layout")
+    rules = rotation_rules(rotate_y_deg)
     if not 1 <= views <= MAX_VIEWS:
         raise ValueError(f"views must be in 1..{MAX_VIEWS} (baseline §2.1), got {views}")
     if source is not None:
@@ -299,8 +337,8 @@ def _plan(source, baseline_layout, category, views, image_size, n_points, split,
                     not_found.append({"category": cat, "model_id": model_id, "path": str(split),
                                       "reason": f"listed in the {s} split file of {synset} but not in "
                                                 "the source"})
-        tasks += [ModelTask(cat, item.model_id, kind, item, v, image_size, n_points, seed, rotate_y_deg,
-                            normalisation)
+        tasks += [ModelTask(cat, item.model_id, kind, item, v, image_size, n_points, seed,
+                            rotation_for(rules, cat, item.model_id), normalisation)
                   for item, v in chosen]
     return tasks, weights, listed, not_found
 
@@ -310,7 +348,7 @@ def build_dataset(source=None, out_dir=None, views: int = 1, image_size: int = 6
                   max_models: int | None = None, shard: int = 0, num_shards: int = 1,
                   pack_only: bool = False, baseline_layout=None,
                   examples_per_shard: int = EXAMPLES_PER_SHARD, progress: bool = False,
-                  rotate_y_deg: float = 0.0, normalisation: str = "diagonal",
+                  rotate_y_deg: float | str = 0.0, normalisation: str = "diagonal",
                   procedural_models: int = procedural.DEFAULT_MODELS) -> dict:
     """Builds (or resumes, or packs) a data set; see the module docstring for the stages.
 
@@ -331,9 +369,9 @@ def build_dataset(source=None, out_dir=None, views: int = 1, image_size: int = 6
         baseline_layout: root of the baseline's layout (instead of source).
         examples_per_shard: TFRecord files hold at most about this many examples.
         progress: show a progress bar.
-        rotate_y_deg: turn every mesh of this source about its up axis by this many degrees before
-            normalising (`data.meshes.normalise`), for a source whose objects face another way than the
-            rest of the data when the source documents it.
+        rotate_y_deg: turn meshes about their up axis before normalising (`data.meshes.normalise`), so
+            that they face the same way as the rest of the data: an angle in degrees for every mesh, or
+            per-model rules "GLOB=DEG[,...]" (`rotation_rules`).
         normalisation: how meshes are scaled into the canonical frame (`data.meshes.NORMALISATIONS`):
             "diagonal" (bounding-box diagonal 1, ShapeNetCore v1's scale, which frames objects as the
             baseline's renders did) or "longest_side" (longest side 1: larger objects that run past the
@@ -542,9 +580,10 @@ def _define_flags():
     flags.DEFINE_bool("pack_only", False, "build nothing; write TFRecords + index from the cache")
     flags.DEFINE_integer("examples_per_shard", EXAMPLES_PER_SHARD, "examples per TFRecord file",
                          lower_bound=1)
-    flags.DEFINE_float("rotate_y_deg", 0.0, "turn every mesh of this source about its up axis by this many "
-                       "degrees (right-handed) before normalising, so that its objects face the same way as "
-                       "the rest of the data when the source says how")
+    flags.DEFINE_string("rotate_y_deg", "0", "turn meshes about their up axis (degrees, right-handed) before "
+                        "normalising, so that they face the same way as the rest of the data: one angle for "
+                        "every mesh, or rules GLOB=DEG[,GLOB=DEG...] matched against <category>/<model_id> "
+                        "(first match wins), e.g. 'car/torcs_*=-90' for the shared real meshes")
     flags.DEFINE_enum("normalise", "diagonal", list(meshes.NORMALISATIONS), "scale of the canonical frame: "
                       "'diagonal' = bounding-box diagonal 1 (ShapeNetCore v1's scale, which the baseline's "
                       "renders show without rescaling: objects stay inside the frame); 'longest_side' = "

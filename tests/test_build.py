@@ -137,3 +137,24 @@ def test_cli_exit_code_nonzero_only_when_nothing_built(tmp_path, with_good, code
     assert run.returncode == code, run.stderr[-2000:]
     assert "skipped car/garbage: garbage.ply: unreadable" in run.stdout
     assert run.stdout.strip().splitlines()[-1].startswith(f"built {int(with_good)} models")
+
+
+def test_rotation_rules_turn_the_models_they_match():
+    assert build.rotation_rules(-90) == [("*", -90.0)]
+    assert build.rotation_rules("12.5") == [("*", 12.5)]
+    rules = build.rotation_rules("car/torcs_*=-90, chair/*Chair=180,car/*=45")
+    assert build.rotation_for(rules, "car", "torcs_buggy") == -90.0  # first match wins
+    assert build.rotation_for(rules, "car", "sh3d_scopia_suv") == 45.0
+    assert build.rotation_for(rules, "chair", "sh3d_deckChair") == 180.0
+    assert build.rotation_for(rules, "chair", "sh3d_stool") == 0.0  # no rule: not turned
+    for bad in ("car/torcs_*", "=90", "car/*=ninety"):
+        with pytest.raises(ValueError, match="rotate_y_deg: .* is neither an angle"):
+            build.rotation_rules(bad)
+
+
+def test_rotation_rules_reach_the_built_models(tmp_path):
+    ids = [t.model_id for t in build._plan("builtin", None, "car", 1, 32, 64, "50/50", 0, None, 0.0,
+                                           "diagonal")[0]]
+    rule = f"car/{ids[0]}=90"
+    tasks = build._plan("builtin", None, "car", 1, 32, 64, "50/50", 0, None, rule, "diagonal")[0]
+    assert [t.rotate_y_deg for t in tasks] == [90.0] + [0.0] * (len(ids) - 1)
