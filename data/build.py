@@ -434,7 +434,7 @@ def _pack(out_dir: Path, built, weights, listed, seed, split, views, source_text
         "views": views if weights is not None else "one per model, from the split files",
         "frame": "render frame of data.meshes: canonical (y up, centred on the bounding box, longest "
                  "side 1) rotated by CANONICAL_TO_RENDER",
-        "pose": "(azimuth, elevation) radians, baseline camera (model.camera, baseline §5.1)"
+        "pose": "(azimuth, elevation) radians, baseline camera (geometry.camera, baseline §5.1)"
                 + (" as drawn by data.render.sample_views" if source_kind == "mesh"
                    else "; DRC's view.txt angles (baseline §2.5, §15)"),
         "seed": seed, "source": source_text, "split_rule": split, "splits": index_splits,

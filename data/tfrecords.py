@@ -21,7 +21,7 @@ Features of one Example (`FEATURES`, plus one float list per ground-truth type p
   N by farthest point sampling (baseline §2.6), row-major [N, 3].
 * ``gt_area``    float32 [N * 3], the study's area-based ground truth (baseline §11.2), row-major [N, 3].
 
-Clouds are stored in the render frame of `data.meshes` (so that `model.camera.project(gt, pose)` lands
+Clouds are stored in the render frame of `data.meshes` (so that `geometry.camera.project(gt, pose)` lands
 on the mask for data built from meshes).
 
 Files of a data directory: ``<split>-<i>-of-<n>.tfrecord`` (i counted from 0) and ``index.json`` (see

@@ -15,9 +15,9 @@ import math
 
 import tensorflow as tf
 
+from geometry import camera
 from losses import cycle, image, kro, supervision
 from losses.neighbours import neighbour_mask_loss
-from model import camera
 from model.projection import render, silhouette
 
 #: Azimuth range of the random poses, radians (baseline §7.9: U[−π, π)).

@@ -9,7 +9,7 @@ Baseline §5.3 (silhouette ``cont_proj``) and §5.4 (colour ``rgb_cont_proj``), 
     form up to float rounding (silhouette: plus a truncation error below ``SPLAT_TOLERANCE`` per point).
 
 Shape legend: B batch, N points, H = W = image_size.
-Conventions (model/camera.py, baseline §5.3): ``uvw[..., 0] = u`` is compared with the ROW index i,
+Conventions (geometry/camera.py, baseline §5.3): ``uvw[..., 0] = u`` is compared with the ROW index i,
 ``uvw[..., 1] = v`` with the COLUMN index j, pixel (i, j) is centred at (u, v) = (i, j); ``w`` is the
 positive depth. Depth plays no part in the silhouette (no occlusion); in the colour image it only sets the
 softmax weights of the points sharing a pixel's 3×3 well.
@@ -19,7 +19,7 @@ import math
 
 import tensorflow as tf
 
-from model import camera
+from geometry import camera
 
 SIGMA_SQ = 0.4  # baseline §5.3: main.py passes --sigma_sq (default 0.4 px²)
 WELL_RADIUS = 1  # baseline §5.4: 3×3 well, boundary included
@@ -148,7 +148,7 @@ def silhouette_faithful(uvw, image_size: int, sigma_sq: float = SIGMA_SQ) -> tf.
     ``M[b, i, j] = tanh(Σ_n exp(−(u_n − i)²/(2σ²)) · exp(−(v_n − j)²/(2σ²)))``.
 
     Args:
-        uvw: float tensor [B, N, 3] from :func:`model.camera.project` (w unused).
+        uvw: float tensor [B, N, 3] from :func:`geometry.camera.project` (w unused).
         image_size: H = W.
         sigma_sq: σ² in px².
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from data import tfrecords
-from model import camera
+from geometry import camera
 
 
 def _synthetic_examples(n, size=8, n_points=5, seed=0):

@@ -34,7 +34,7 @@ def intrinsics(image_size: int) -> tuple[float, float]:
         at 64 px.
     """
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0:
-        raise ValueError(f"model/camera.py intrinsics: image_size must be a positive int, got {image_size!r}")
+        raise ValueError(f"geometry/camera.py intrinsics: image_size must be a positive int, got {image_size!r}")
     scale = image_size / BASE_IMAGE_SIZE
     return BASE_FOCAL * scale, BASE_CENTRE * scale
 
