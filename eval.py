@@ -38,6 +38,7 @@ from absl import app, flags, logging
 from tqdm import tqdm
 
 from data import build, tfrecords
+from geometry import nearest
 from losses import alignment, metrics
 from model import checkpointing, trainer
 from viz import clouds
@@ -146,7 +147,7 @@ def mean_training_shape(train_gts: np.ndarray, method: str = "kdtree", seed: int
 
     Args:
       train_gts: float `[T, K, 3]` (at most REFERENCE_CANDIDATES of them, drawn with `seed`, are compared).
-      method: nearest-neighbour method of `losses.metrics`.  seed: draw of the candidates.
+      method: nearest-neighbour method (`geometry.nearest.NUMPY_METHODS`).  seed: draw of the candidates.
 
     Returns:
       float `[K, 3]`.
@@ -433,7 +434,7 @@ def define_flags() -> None:
     flags.DEFINE_float("align_lr", alignment.ALIGN_LR, "Adam learning rate of the rotation fit (§10.2).")
     flags.DEFINE_integer("align_batch", 1, "Models per step of the rotation fit (1 in the baseline).")
     flags.DEFINE_enum("chamfer_backend", "auto", ["auto", "op", "tf"], "Chamfer backend of the rotation fit.")
-    flags.DEFINE_enum("nn_method", "kdtree", list(metrics.NN_METHODS), "Nearest neighbours of the metrics.")
+    flags.DEFINE_enum("nn_method", "kdtree", list(nearest.NUMPY_METHODS), "Nearest neighbours of the metrics.")
     flags.DEFINE_boolean("n_minus_1", False, "Divide the sum over models by n - 1 as the baseline did (§10.3).")
     flags.DEFINE_boolean("icp", False, f"Also report per-model ICP refinement ({NOT_BASELINE}).")
     flags.DEFINE_boolean("emd", False, f"Also report the exact EMD ({NOT_BASELINE}).")

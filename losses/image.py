@@ -16,6 +16,8 @@ Baseline quirks reproduced by default (each with its switch):
 
 import tensorflow as tf
 
+from geometry.nearest import chunked_argmin
+
 # Weight of a background pixel in the affinity minimum: the baseline's ``x + (1 - x) * 1e6`` (§7.3).
 AFFINITY_BACKGROUND_WEIGHT = 1e6
 # Epsilon of the baseline's probability BCE (§7.2).
@@ -131,27 +133,20 @@ def _weighted_chamfer_term(mass: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
     Returns:
         Scalar.
     """
-    shape = tf.shape(mass)
     height, width = mass.shape[1], mass.shape[2]
     n_pix = height * width
     coords = _pixel_coords(height, width, mass.dtype)                       # [P, 2]
     weight_flat = tf.reshape(weight, [-1, n_pix])                           # [B, P]
-    batch = mass.shape[0] or 1        # unknown batch: chunks sized for B = 1 (memory grows with B)
-    chunk = max(1, min(n_pix, _CHAMFER2D_CHUNK_ENTRIES // (batch * n_pix)))
-    n_chunks = -(-n_pix // chunk)
-    padded = tf.pad(coords, [[0, n_chunks * chunk - n_pix], [0, 0]])       # [n_chunks·chunk, 2]
-
-    def nearest(chunk_coords):                                              # [chunk, 2] -> [B, chunk]
-        # per-axis squares: ~3x faster than tf.norm over a size-2 axis on CPU
-        d2 = (tf.square(chunk_coords[:, None, 0] - coords[None, :, 0])
-              + tf.square(chunk_coords[:, None, 1] - coords[None, :, 1]))  # [chunk, P]
-        return tf.argmin(weight_stop[:, None, :] * (tf.sqrt(d2) + 1.0)[None], axis=-1,
-                         output_type=tf.int32)
-
     weight_stop = tf.stop_gradient(weight_flat)                             # search only, no gradient
-    idx = tf.map_fn(nearest, tf.reshape(padded, [n_chunks, chunk, 2]),
-                    fn_output_signature=tf.TensorSpec([None, chunk], tf.int32))   # [n_chunks, B, chunk]
-    idx = tf.reshape(tf.transpose(idx, [1, 0, 2]), [shape[0], -1])[:, :n_pix]      # [B, P]
+
+    def cost(query):                                                        # [B, c, 2] -> [B, c, P]
+        # per-axis squares: ~3x faster than tf.norm over a size-2 axis on CPU
+        d2 = (tf.square(query[:, :, None, 0] - coords[None, None, :, 0])
+              + tf.square(query[:, :, None, 1] - coords[None, None, :, 1]))
+        return weight_stop[:, None, :] * (tf.sqrt(d2) + 1.0)
+
+    queries = tf.broadcast_to(coords, [tf.shape(weight_flat)[0], n_pix, 2])  # every pixel p of every b
+    idx = chunked_argmin(cost, queries, n_pix, _CHAMFER2D_CHUNK_ENTRIES)   # [B, P]
     nearest_coords = tf.gather(coords, idx)                                 # [B, P, 2]
     dist = tf.norm(coords[None] - nearest_coords, axis=-1) + 1.0            # [B, P], constant
     per_pixel = tf.gather(weight_flat, idx, batch_dims=1) * dist            # [B, P]
