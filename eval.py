@@ -4,11 +4,11 @@
 
 Steps, for the run in `--exp` (restored with the flags train.py saved, `model.trainer.load_for_inference`):
   1. Predict the clouds of the evaluation split and of the fit split (batched, progress bar) (§10.1).
-  2. Fit ONE global rotation per GT type on the fit split (`losses.alignment`, §10.2: Euler angles from
+  2. Fit ONE global rotation per GT type on the fit split (`evaluation.alignment`, §10.2: Euler angles from
      (29°, 0°, 270°), Adam lr 1e-3 on 1e4 · Chamfer, 5000 steps of batch 1). The baseline fitted and scored
      the same split (§10.2, §13.7); `--fit_on_eval` does that, the default fits on `val` (or `train` when the
      data set has no val split) and applies the rotation to the evaluation split.
-  3. Score every rotated prediction (`losses.metrics`, §10.3): per-cloud bbox normalisation (prediction
+  3. Score every rotated prediction (`evaluation.metrics`, §10.3): per-cloud bbox normalisation (prediction
      clipped to ±0.5 for its box), squared Chamfer forward (GT -> pred) and backward (pred -> GT), their sum,
      averaged per category over models, × 1000 (`--n_minus_1`: the baseline's n - 1 denominator).
   4. Sanity references, scored on the same split with the same normalisation and metric: a sphere whose radius
@@ -38,8 +38,8 @@ from absl import app, flags, logging
 from tqdm import tqdm
 
 from data import build, tfrecords
+from evaluation import alignment, metrics
 from geometry import nearest
-from losses import alignment, metrics
 from model import checkpointing, trainer
 from viz import clouds
 

@@ -21,7 +21,8 @@ from absl import app, flags
 
 import eval as evaluation
 from data import build
-from losses import alignment, chamfer, metrics
+from evaluation import alignment, metrics
+from losses import chamfer
 from model import trainer
 
 REALMESHES = Path(__file__).resolve().parents[2] / "shared" / "data" / "realmeshes"

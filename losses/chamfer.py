@@ -6,7 +6,7 @@ Definitions (the baseline's `tf_nndistance`, squared Euclidean distances):
     d_ab[k, i] = min_j |a[k, i] - b[k, j]|^2          i_ab[k, i] = the minimising j (lowest j on ties)
     fwd[k] = mean_i d_ab[k, i]   (a -> b)             bwd[k] = mean_j d_ba[k, j]   (b -> a)
     chamfer_loss = mean_k (fwd[k] + bwd[k])           (the CD of baseline §7.4)
-Evaluation (§10.3) uses fwd/bwd on bbox-normalised clouds, × 1000; that scaling lives in losses/metrics.py.
+Evaluation (§10.3) uses fwd/bwd on bbox-normalised clouds, × 1000; that scaling lives in evaluation/metrics.py.
 
 The nearest-neighbour search and the gradient are separate. A backend only returns the indices i_ab, i_ba,
 searched on stop-gradient inputs; nn_distance then gathers the partner points and recomputes the squared

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 import eval as evaluation
-from losses import alignment
+from evaluation import alignment
 from viz import clouds
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

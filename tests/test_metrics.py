@@ -1,8 +1,8 @@
-"""Tests of losses/metrics.py: the baseline's evaluation protocol (baseline §10.3)."""
+"""Tests of evaluation/metrics.py: the baseline's evaluation protocol (baseline §10.3)."""
 
 import numpy as np
 import pytest
-from losses import metrics
+from evaluation import metrics
 
 
 def test_normalise_bbox_golden():
