@@ -4,8 +4,8 @@
 
 Data: the shared real meshes (`<repo>/../shared/data/realmeshes`, 25 cars + 55 chairs), built once into
 `generated/datasets/realmeshes_64` (1 view, 64 px, 50/50 split) when `--data_dir` is not given. The network is
-freshly initialised: its weights do not change the cost of any step. The protocol is eval.py's with the
-baseline's settings (§10.2-10.3): the rotation is fitted on the train split and applied to the test split.
+freshly initialised: its weights do not change the cost of any step. The protocol is the evaluation package's with
+the baseline's settings (§10.2-10.3): the rotation is fitted on the train split and applied to the test split.
 
 Printed: seconds of each stage, the rotation fit's time per Adam step and for the whole fit, models per
 second end to end with the Chamfer op and with the pure-TF fallback for the fit, the KD-tree metrics against
@@ -19,9 +19,9 @@ from pathlib import Path
 
 from absl import app, flags
 
-import eval as evaluation
 from data import build
 from evaluation import alignment, metrics
+from evaluation.predictions import predict_split
 from losses import chamfer
 from model import trainer
 
@@ -56,10 +56,10 @@ def main(argv):
     data_dir = _data_dir()
     recon_net, _ = trainer.build_networks(64, 1024, 128)
     gt_types = ("uniform",)
-    evaluation.predict_split(recon_net, data_dir, "test", FLAGS.batch_size, gt_types, progress=False)  # warm-up
-    test, t_pred_test = _timed(evaluation.predict_split, recon_net, data_dir, "test", FLAGS.batch_size, gt_types,
+    predict_split(recon_net, data_dir, "test", FLAGS.batch_size, gt_types, progress=False)  # warm-up
+    test, t_pred_test = _timed(predict_split, recon_net, data_dir, "test", FLAGS.batch_size, gt_types,
                                progress=False)
-    fit_set, t_pred_fit = _timed(evaluation.predict_split, recon_net, data_dir, "train", FLAGS.batch_size,
+    fit_set, t_pred_fit = _timed(predict_split, recon_net, data_dir, "train", FLAGS.batch_size,
                                  gt_types, progress=False)
     m_test, m_fit = len(test.xyz), len(fit_set.xyz)
     print(f"data {data_dir}: {m_fit} fit (train) + {m_test} test models; available Chamfer backends: "

@@ -14,7 +14,7 @@ the plain baseline, and is not trained twice. The preset only sets the sizes (it
 fit's steps) and the data.
 
 Each run trains with train.py (a subprocess, so every run gets fresh flags) into `<out>/runs/<name>`, is then
-evaluated by eval.py's protocol against both GT types, and the runner writes:
+evaluated with the baseline's protocol (`evaluation.run`) against both GT types, and the runner writes:
   <out>/table3.md      one combined table (model, Chamfer, Fwd, Bwd, iterations, GT type) + the references
   <out>/results.json   every run's metrics.json content
   <out>/losses_<category>.png   the loss curves of every run of a category overlaid (report figures 2-5)
@@ -34,9 +34,11 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-import eval as evaluation
 from data import build
-from viz import loss_curves, sampling_figure
+from evaluation import report as eval_report
+from evaluation.protocol import Protocol
+from evaluation.run import EvalSettings, run_evaluation
+from viz import clouds, loss_curves, sampling_figure
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REALMESHES = REPO_ROOT.parent / "shared" / "data" / "realmeshes"
@@ -105,7 +107,7 @@ def train(run_dir: Path, category: str, variant: str, iterations: int, preset: P
 
 
 def train_and_evaluate(run_dir: Path, category: str, variant: str, preset: Preset, data: Path,
-                       protocol, kro_variant: str | None, seed: int) -> dict | None:
+                       protocol: Protocol, kro_variant: str | None, seed: int) -> dict | None:
     """One cell of the grid: train, then evaluate against both GT types. None when nothing could be saved."""
     start = time.perf_counter()
     label = VARIANTS[variant]
@@ -117,10 +119,11 @@ def train_and_evaluate(run_dir: Path, category: str, variant: str, preset: Prese
     skipped = int(np.sum(loss_curves.read_losses(run_dir).get(SKIPPED_STEPS, 0))) if logged else 0
     if skipped:
         label += f" ({skipped} steps skipped: non-finite loss or gradient)"
-    report = evaluation.run_evaluation(run_dir, split="test", gt_types=("uniform", "area"), label=label,
-                                       protocol=protocol, progress=False)
+    evaluation = run_evaluation(run_dir, EvalSettings(split="test", gt_types=("uniform", "area"), label=label,
+                                                      progress=False), protocol)
+    clouds.evaluation_grid(evaluation, clouds.EVALUATION_MODELS)
     print(f"[reproduce] {run_dir.name} done in {time.perf_counter() - start:.0f} s", flush=True)
-    return report
+    return evaluation.report
 
 
 def run_grid(preset_name: str, out, data_dir: str | None = None, categories=("car", "chair"),
@@ -128,13 +131,13 @@ def run_grid(preset_name: str, out, data_dir: str | None = None, categories=("ca
     """Trains and evaluates the grid; writes table3.md, results.json, the loss figures and table1.png.
 
     Returns:
-      {run name: eval report} (see eval.run_evaluation).
+      {run name: eval report} (the metrics.json content, see evaluation.run.run_evaluation).
     """
     preset = PRESETS[preset_name]
     out = Path(out)
     data = prepare_data(preset, out, data_dir)
     reports, rows, failures = {}, [], []
-    protocol = evaluation.Protocol(align_iters=preset.align_iters, seed=seed)
+    protocol = Protocol(align_iters=preset.align_iters, seed=seed)
     for category in categories:
         category_reports = []
         for variant in variants:
@@ -146,18 +149,18 @@ def run_grid(preset_name: str, out, data_dir: str | None = None, categories=("ca
                 continue
             reports[name] = report
             category_reports.append(report)
-            rows += evaluation.table_rows(report["results"], report["label"], report["step"], references=False)
+            rows += eval_report.table_rows(report["results"], report["label"], report["step"], references=False)
         if category_reports:
             # The references (sphere, mean training shape) depend on the category and the split only.
             first = category_reports[0]
-            rows += evaluation.table_rows(first["results"], first["label"], first["step"], model=False)
+            rows += eval_report.table_rows(first["results"], first["label"], first["step"], model=False)
             logged = [r for r in category_reports if (Path(r["exp"]) / loss_curves.LOSSES_CSV).is_file()]
             if logged:
                 loss_curves.plot_loss_curves([r["exp"] for r in logged], out / f"losses_{category}.png",
                                              labels=[r["label"] for r in logged])
-    gt_order = list(evaluation.GT_LABELS.values())
+    gt_order = list(eval_report.GT_LABELS.values())
     rows.sort(key=lambda r: (r[0].split()[0].rstrip(":"), gt_order.index(r[5])))  # as the report's table 3
-    table = evaluation.markdown_table(rows)
+    table = eval_report.markdown_table(rows)
     notes = "".join(f"\n- {f}" for f in failures)
     fit_splits = " / ".join(sorted({r["fit_split"] for r in reports.values()}))
     (out / "table3.md").write_text(f"Preset `{preset_name}`, evaluated on the test split (rotation fitted on "

@@ -28,6 +28,7 @@ from geometry import nearest
 from losses.ops import loader
 
 BACKENDS = ("op", "tf")
+BACKEND_CHOICES = ("auto", *BACKENDS)  # what a caller may ask for: a backend, or "auto"
 
 _LOG = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def _resolve(backend: str) -> str:
     if backend == "auto":
         return _auto_backend()
     if backend not in BACKENDS:
-        raise ValueError(f"losses.chamfer: unknown backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
+        raise ValueError(f"losses.chamfer: unknown backend {backend!r}; choose one of {', '.join(BACKEND_CHOICES)}")
     if backend == "op" and loader.load().module is None:
         raise RuntimeError(f"losses.chamfer: backend 'op' is unavailable: {loader.load().reason}")
     return backend
