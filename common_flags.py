@@ -108,7 +108,7 @@ flags.DEFINE_string("data_dir", "", "Data set built by `python -m data.build`. E
 flags.DEFINE_integer("data_views", 4, "Views per model when the built-in sample is built automatically.")
 flags.DEFINE_string("split", "train", "Split of the data set to train on.")
 flags.DEFINE_string("knn_list", "", "Nearest-neighbour list (.npy: the baseline's knn_list_<synset>.npy or one "
-                    "written by `python -m data.neighbours`): train on its anchors, each paired every step "
+                    "written by `python make_knn_list.py`): train on its anchors, each paired every step "
                     "with a listed neighbour; the §7.7 terms are then logged (and trained with "
                     "--use_mult_proj).")
 flags.DEFINE_integer("knn_ranks", 5, "Neighbour ranks drawn from, 1..knn_ranks (the baseline's writer: 5, "
@@ -155,7 +155,7 @@ def train_config_from_flags() -> TrainConfig:
         raise ValueError(f"--H={f.H} and --W={f.W} differ; images are square")
     if f.use_mult_proj and not f.knn_list:
         raise ValueError("--use_mult_proj (§7.7) needs nearest-neighbour pairs: give --knn_list (compute one "
-                         "from a trained run with `python -m data.neighbours`)")
+                         "from a trained run with `python make_knn_list.py`)")
     return TrainConfig(
         image_size=f.H, n_points=f.N_PTS, n_proj=f.N_PROJ, bottleneck=f.bottleneck, sigma_sq=f.sigma_sq,
         lr=f.lr, beta1=f.beta1,

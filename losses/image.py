@@ -1,4 +1,4 @@
-"""2D losses on rendered images and silhouettes (baseline §7.1–§7.3; SSL ``get_img_loss``).
+"""2D losses on rendered images and silhouettes (baseline §7.1–§7.3, §7.7; SSL ``get_img_loss``).
 
 Shape legend: B batch, H, W image rows and columns (H = W = 64 in the baseline), P = H·W pixels.
 Images are float ``[B, H, W, 3]`` in [0, 1]; masks float ``[B, H, W]`` in [0, 1] (GT masks binary,
@@ -12,6 +12,12 @@ Baseline quirks reproduced by default (each with its switch):
 * ``affinity_loss(form="closed")``: the baseline's "2D Chamfer" tiles both masks over the same axes, so
   its 4-D minimum collapses to per-pixel terms (§7.3); ``form="chamfer2d"`` is the distance-weighted 2D
   Chamfer the construction was meant to compute (the paper's intent).
+
+Nearest-neighbour mask consistency (OURS-NN, §7.7): the input image's cloud xyz0 is rendered at the pose the
+pose net predicts for a neighbour image (another model that looks alike, §6) and that render,
+``mask_out_2``, is compared with the neighbour's mask by the same mask and affinity terms as the main
+silhouette (:func:`neighbour_mask_loss`). The render is the training step's job (model/objective.py), the
+neighbour pairs come from data/neighbours.py.
 """
 
 import tensorflow as tf
@@ -115,6 +121,30 @@ def affinity_loss(mask: tf.Tensor, mask_pred: tf.Tensor,
         return (_weighted_chamfer_term(mask_pred, _affinity_weight(mask)),
                 _weighted_chamfer_term(mask, _affinity_weight(mask_pred)))
     raise ValueError(f"losses.image.affinity_loss: unknown form {form!r} (expected closed or chamfer2d)")
+
+
+def neighbour_mask_loss(mask_2: tf.Tensor, mask_out_2: tf.Tensor, kind: str = "bce",
+                        affinity_form: str | None = None) -> dict:
+    """Mask terms between a neighbour's mask and xyz0 rendered at its predicted pose (baseline §7.7).
+
+    Args:
+        mask_2: float ``[B, H, W]`` the neighbour image's GT mask.
+        mask_out_2: float ``[B, H, W]`` soft silhouette of xyz0 at pose_net(image_2).
+        kind: mask loss kind (:func:`mask_loss`).
+        affinity_form: None (``--affinity_loss`` off: zero terms, as SSL) or an :func:`affinity_loss`
+            form.
+
+    Returns:
+        ``{"mask_2", "fwd_2", "bwd_2"}`` scalars (added to the recon loss with λ_ae_mask, λ_mask_fwd,
+        λ_mask_bwd only with ``--use_mult_proj``; the baseline's script does not pass it, §7.7).
+    """
+    terms = {"mask_2": mask_loss(mask_2, mask_out_2, kind=kind)}
+    if affinity_form is None:
+        zero = tf.zeros([], mask_out_2.dtype)
+        terms["fwd_2"], terms["bwd_2"] = zero, zero
+    else:
+        terms["fwd_2"], terms["bwd_2"] = affinity_loss(mask_2, mask_out_2, form=affinity_form)
+    return terms
 
 
 def _pixel_coords(height: int, width: int, dtype) -> tf.Tensor:

@@ -17,7 +17,6 @@ import tensorflow as tf
 
 from geometry import camera
 from losses import cycle, image, kro, supervision
-from losses.neighbours import neighbour_mask_loss
 from model.projection import render, silhouette
 
 #: Azimuth range of the random poses, radians (baseline §7.9: U[−π, π)).
@@ -168,8 +167,8 @@ def compute_losses(config, batch: dict, out: dict, k: tf.Tensor, kro_seed: tf.Te
     gt = batch[c.gt_key] if c.use_gt_pcl else None
     l_gt = supervision.gt_loss(out["xyz"][0], gt, backend=c.chamfer_backend) if gt is not None else zero
     l_kro = _kro_term(c, out, gt, k, kro_seed) if c.kro else zero
-    nn = (neighbour_mask_loss(batch["mask_2"], out["mask_out_2"], kind=c.mask_loss,
-                              affinity_form=c.affinity_form if c.affinity_loss else None)
+    nn = (image.neighbour_mask_loss(batch["mask_2"], out["mask_out_2"], kind=c.mask_loss,
+                                    affinity_form=c.affinity_form if c.affinity_loss else None)
           if c.neighbours else {"mask_2": zero, "fwd_2": zero, "bwd_2": zero})
 
     recon_loss = (c.lambda_ae * l_img + c.lambda_3d * l_3d + c.lambda_ae_mask * l_mask

@@ -1,11 +1,9 @@
-"""Nearest-neighbour lists and the OURS-NN mask terms (baseline §2.7, §7.7)."""
+"""Nearest-neighbour lists of OURS-NN: file format and the k nearest embeddings (data/knn_list.py, baseline §2.7)."""
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
-import losses.neighbours as nb
-from losses.image import affinity_loss, mask_loss
+import data.knn_list as nb
 
 KEYS = ["1a2b_0", "1a2b_3", "ffee_9", "c0de_12"]
 
@@ -68,23 +66,3 @@ def test_knn_list_round_trip(tmp_path):
     nb.save_knn_list(tmp_path / "knn.npy", table)
     assert np.load(tmp_path / "knn.npy").dtype.kind == "S"                 # bytes, as the baseline
     np.testing.assert_array_equal(nb.load_knn_list(tmp_path / "knn.npy"), table)
-
-
-def test_embed_images_uses_enc_feat():
-    from model.recon_net import build_recon_net
-    net = build_recon_net(image_size=16, n_points=8, bottleneck=4)
-    images = np.random.default_rng(1).random((5, 16, 16, 3)).astype(np.float32)
-    feats = nb.embed_images(net, images, batch_size=2)
-    np.testing.assert_allclose(feats, net(images)["enc_feat"].numpy(), atol=1e-6)
-
-
-def test_neighbour_mask_loss_terms():
-    rng = np.random.default_rng(2)
-    mask = tf.constant((rng.random((2, 4, 4)) > 0.5).astype(np.float32))
-    render = tf.constant(rng.random((2, 4, 4)).astype(np.float32) * 0.9)
-    terms = nb.neighbour_mask_loss(mask, render, kind="bce_prob", affinity_form="closed")
-    assert float(terms["mask_2"]) == pytest.approx(float(mask_loss(mask, render, kind="bce_prob")))
-    assert [float(terms["fwd_2"]), float(terms["bwd_2"])] == pytest.approx(
-        [float(v) for v in affinity_loss(mask, render)])
-    off = nb.neighbour_mask_loss(mask, render)
-    assert float(off["fwd_2"]) == 0.0 and float(off["bwd_2"]) == 0.0
