@@ -37,8 +37,8 @@ def make_key(model_id: str, view: int) -> str:
 def load_knn_list(path) -> np.ndarray:
     """Read a baseline ``knn_list_<synset>.npy`` (baseline §2.7).
 
-    Accepts byte-string or unicode arrays and pickled object arrays of Python 2 ``str`` (hence
-    ``allow_pickle`` and ``encoding="bytes"``).
+    Accepts byte-string arrays (the baseline's shipped lists, §2.7) and unicode arrays. Pickles are never
+    loaded (``allow_pickle=False``): an object array is refused with a message saying how to convert it.
 
     Args:
         path: the .npy file.
@@ -49,8 +49,14 @@ def load_knn_list(path) -> np.ndarray:
     """
     path = Path(path)
     try:
-        raw = np.load(path, allow_pickle=True, encoding="bytes")
-    except (OSError, ValueError) as err:
+        raw = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        if "allow_pickle" not in str(err):
+            raise ValueError(f"data.knn_list.load_knn_list: cannot read {path}: {err}") from err
+        raise ValueError(f"data.knn_list.load_knn_list: {path} holds a pickled object array, which is not "
+                         "loaded (no pickles); save the list as byte strings, e.g. "
+                         "np.save(path, np.array(rows, dtype='S'))") from err
+    except OSError as err:
         raise ValueError(f"data.knn_list.load_knn_list: cannot read {path}: {err}") from err
     if raw.ndim != 2 or raw.shape[1] < 2:
         raise ValueError(f"data.knn_list.load_knn_list: {path} has shape {raw.shape}; expected "
