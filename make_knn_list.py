@@ -52,11 +52,11 @@ def write_knn_list(exp_dir, data_dir, split: str, k: int, out, categories=None, 
     Returns:
         The table written, str ``[M, 1 + k]``.
     """
-    recon_net, _, config = load_for_inference(exp_dir, step)
+    recon_net, _, run = load_for_inference(exp_dir, step)
     images = load_split(data_dir, split, categories)
-    if images.images.shape[1] != config["H"]:
+    if images.images.shape[1] != run.train.image_size:
         raise ValueError(f"make_knn_list.py: {data_dir} holds {images.images.shape[1]} px images, the run "
-                         f"{exp_dir} was trained on {config['H']} px")
+                         f"{exp_dir} was trained on {run.train.image_size} px")
     table = knn_table_other_models(images, embed_images(recon_net, images.images.astype(np.float32) / 255.0),
                                    k, metric)
     Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -113,12 +113,12 @@ def main(argv):
     f = flags.FLAGS
     if not f.image and not f.export:
         raise app.UsageError("give --image (inference) and/or --export (export of the network)")
-    recon_net, _, config = trainer.load_for_inference(f.exp, step=f.step)
+    recon_net, _, run = trainer.load_for_inference(f.exp, step=f.step)
     if f.export:
         print(f"exported the reconstruction net to {export_recon_net(recon_net, f.export)}")
     if f.image:
         mask = Image.open(f.mask) if f.mask else None
-        image = prepare_image(Image.open(f.image), int(config["H"]), mask)
+        image = prepare_image(Image.open(f.image), run.train.image_size, mask)
         xyz, rgb = predict_image(recon_net, image)
         out = f.out or str(Path(f.image).with_suffix("")) + "_pcl"
         print("wrote " + ", ".join(str(p) for p in save_prediction(out, image, xyz, rgb)))

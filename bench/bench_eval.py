@@ -42,13 +42,7 @@ def _timed(fn, *args, **kwargs):
 def _data_dir() -> Path:
     if FLAGS.data_dir:
         return Path(FLAGS.data_dir)
-    out = build.DEFAULT_OUT / "realmeshes_64"
-    if not (out / "index.json").is_file():
-        if not REALMESHES.is_dir():
-            raise SystemExit(f"bench_eval: no --data_dir and no shared real meshes at {REALMESHES}")
-        print(f"building {out} from {REALMESHES} (first run only)")
-        print(build.build_dataset(source=str(REALMESHES), out_dir=out, views=1, image_size=64)["line"])
-    return out
+    return build.ensure_dataset(build.DEFAULT_OUT / "realmeshes_64", source=str(REALMESHES), views=1, image_size=64)
 
 
 def main(argv):

@@ -13,10 +13,8 @@ import numpy as np
 from tqdm import tqdm
 
 from data import tfrecords
+from data.tfrecords import GT_FEATURES
 from evaluation.references import REFERENCE_CANDIDATES
-
-# --gt_type value -> TFRecord feature.
-GT_FEATURES = {"uniform": "gt_uniform", "area": "gt_area"}
 
 
 @dataclasses.dataclass

@@ -2,7 +2,8 @@
 
     run_evaluation(exp_dir, EvalSettings(split="test"), Protocol())
 
-Steps, for a run written by train.py (restored with `model.trainer.load_for_inference`):
+Steps, for a run written by train.py (restored with `model.trainer.load_for_inference`, its configuration
+with `model.run_config`):
   1. Predict the clouds of the evaluation split and of the fit split (`evaluation.predictions`, §10.1).
   2. Per GT type, `evaluation.protocol.evaluate_gt_type`: the global rotation per category fitted on the fit
      split (the baseline fitted and scored the same split, §10.2, §13.7: `fit_on_eval`; by default it is
@@ -20,7 +21,6 @@ from pathlib import Path
 import numpy as np
 from absl import logging
 
-from data import build
 from evaluation import metrics, report
 from evaluation.predictions import Predictions, default_fit_split, predict_split, training_gts
 from evaluation.protocol import NOT_BASELINE, Protocol, evaluate_gt_type
@@ -70,19 +70,6 @@ class Evaluation:
     rotated: dict[str, np.ndarray]
 
 
-def run_data_dir(config: dict) -> Path:
-    """The data set a run was trained on: its --data_dir, or train.py's default for the built-in sample."""
-    if config.get("data_dir"):
-        return Path(config["data_dir"])
-    return build.builtin_out_dir(config["H"], config["data_views"])
-
-
-def categories_of(config: dict):
-    """Categories the run was trained on (its `--categ`), or None for all."""
-    categ = str(config.get("categ", "all")).strip()
-    return None if categ == "all" else [c.strip() for c in categ.split(",") if c.strip()]
-
-
 def run_evaluation(exp_dir, settings: EvalSettings | None = None, protocol: Protocol | None = None) -> Evaluation:
     """Evaluates one run directory and writes metrics.json, per_model.csv and table.md.
 
@@ -96,10 +83,10 @@ def run_evaluation(exp_dir, settings: EvalSettings | None = None, protocol: Prot
     exp_dir = Path(exp_dir)
     s = settings or EvalSettings()
     protocol = protocol or Protocol()
-    recon_net, _, config = trainer.load_for_inference(exp_dir, step=s.step)
+    recon_net, _, run = trainer.load_for_inference(exp_dir, step=s.step)
     step = checkpointing.checkpoint_step(checkpointing.checkpoint_path(exp_dir, s.step))
-    data_dir = s.data_dir or run_data_dir(config)
-    categories = categories_of(config)
+    data_dir = s.data_dir or run.data_dir
+    categories = None if run.categories is None else list(run.categories)
     fit_split = s.split if s.fit_on_eval else (s.fit_split or default_fit_split(data_dir))
     out_dir = Path(s.out_dir) if s.out_dir else exp_dir / f"eval_{s.split}"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -108,7 +95,7 @@ def run_evaluation(exp_dir, settings: EvalSettings | None = None, protocol: Prot
                                s.progress)
     fit_preds = eval_preds if fit_split == s.split else predict_split(
         recon_net, data_dir, fit_split, s.batch_size, s.gt_types, categories, s.max_models, s.progress)
-    train_gts = training_gts(data_dir, config.get("split", "train"), s.gt_types, categories, s.batch_size)
+    train_gts = training_gts(data_dir, run.split, s.gt_types, categories, s.batch_size)
 
     results, per_model_by_gt, rotated_by_gt = {}, {}, {}
     for gt_type in s.gt_types:

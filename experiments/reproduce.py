@@ -84,11 +84,8 @@ def prepare_data(preset: Preset, out: Path, data_dir: str | None) -> Path:
         return Path(data_dir)
     if preset.data == "given":
         raise app.UsageError("this preset needs --data_dir (a data set built with python -m data.build)")
-    target = out / "data"
-    if not (target / "index.json").is_file():
-        source = "builtin" if preset.data == "builtin" else str(REALMESHES)
-        print(build.build_dataset(source=source, out_dir=target, views=preset.views, image_size=64)["line"])
-    return target
+    source = "builtin" if preset.data == "builtin" else str(REALMESHES)
+    return build.ensure_dataset(out / "data", source=source, views=preset.views, image_size=64)
 
 
 def train(run_dir: Path, category: str, variant: str, iterations: int, preset: Preset, data_dir: Path,

@@ -24,6 +24,8 @@ import tensorflow as tf
 
 from geometry.nearest import chunked_argmin
 
+MASK_LOSS_KINDS = ("bce", "bce_prob")  # mask_loss kinds (--loss)
+AFFINITY_FORMS = ("closed", "chamfer2d")  # affinity_loss forms (--affinity_form)
 # Weight of a background pixel in the affinity minimum: the baseline's ``x + (1 - x) * 1e6`` (§7.3).
 AFFINITY_BACKGROUND_WEIGHT = 1e6
 # Epsilon of the baseline's probability BCE (§7.2).

@@ -36,6 +36,7 @@ the clouds through the gathered anchor / centre points (the nearest-point search
 without gradient) and, for the normalised variants, through the bounding box.
 """
 
+import dataclasses
 import math
 
 import tensorflow as tf
@@ -44,6 +45,7 @@ from geometry.nearest import nearest_index
 from geometry.safe_ops import safe_divide, safe_norm
 
 VARIANTS = ("faithful", "sound", "random_partition", "anchor_angle")
+CELL_PENALTIES = ("abs", "squared")
 
 
 def sample_k(max_k: int, min_k: int = 1, generator: tf.random.Generator | None = None,
@@ -192,7 +194,8 @@ def _sound(gt, pred, partition: _Partition, cell_penalty: str, angle_weight: flo
     elif cell_penalty == "squared":
         per_cell = tf.square(diff)
     else:
-        raise ValueError(f"losses.kro.kro_loss: unknown cell_penalty {cell_penalty!r} (expected abs or squared)")
+        raise ValueError(f"losses.kro.kro_loss: unknown cell_penalty {cell_penalty!r} (expected one of "
+                         f"{CELL_PENALTIES})")
     if angle_weight is not None:
         angle_gap = tf.abs(_axis_angles(gt_vec) - _axis_angles(pr_vec))       # [B, C, 3]
         per_cell = per_cell + angle_weight * tf.reduce_mean(angle_gap, axis=-1) / math.pi
@@ -260,3 +263,54 @@ def kro_loss(gt: tf.Tensor, pred: tf.Tensor, k, variant: str = "faithful", seed=
         return _faithful(gt, pred, partition, squared, safe_norm)
     return _sound(gt, pred, partition, cell_penalty,
                   angle_weight if variant == "anchor_angle" else None)
+
+
+@dataclasses.dataclass(frozen=True)
+class KroConfig:
+    """The KRO loss of one training run (``--k_random_octant_loss``, ``--lambda_kro``, ``--min_k``, ``--max_k``
+    and the ``--kro_*`` flags), passed whole from the run's configuration to the step.
+
+    Attributes:
+        enabled: add the loss to the recon loss.
+        weight: its weight there.
+        min_k, max_k: k is drawn in [min_k, max_k] every step (:func:`sample_k`); max_k is the static grid side.
+        variant: one of VARIANTS (:func:`kro_loss`).
+        round_k: draw k = round(U(min_k, max_k)) like the fork (ends half as likely).
+        squared: faithful: squared anchor distances (the report's formula).
+        safe_norm: faithful: no NaN gradient where an anchor is the centre point.
+        cell_penalty: sound variants: one of CELL_PENALTIES per-cell difference.
+        angle_weight: anchor_angle: weight of the angle regulariser.
+    """
+
+    enabled: bool = False
+    weight: float = 1.0
+    min_k: int = 1
+    max_k: int = 4
+    variant: str = "faithful"
+    round_k: bool = False
+    squared: bool = False
+    safe_norm: bool = False
+    cell_penalty: str = "abs"
+    angle_weight: float = 1.0
+
+    def __post_init__(self):
+        for name, allowed in (("variant", VARIANTS), ("cell_penalty", CELL_PENALTIES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"KroConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if not 1 <= self.min_k <= self.max_k:
+            raise ValueError(f"KRO needs 1 <= min_k <= max_k, got min_k={self.min_k}, max_k={self.max_k}")
+
+    @property
+    def needs_seed(self) -> bool:
+        """The variant draws random cuts (random_partition): the step passes it a stateless seed."""
+        return self.variant == "random_partition"
+
+    def draw_k(self, generator: tf.random.Generator) -> tf.Tensor:
+        """This step's k, an int32 scalar tensor (:func:`sample_k`)."""
+        return sample_k(self.max_k, min_k=self.min_k, generator=generator, round_continuous=self.round_k)
+
+    def loss(self, gt: tf.Tensor, pred: tf.Tensor, k: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """:func:`kro_loss` with this configuration (``seed`` is used only when :attr:`needs_seed`)."""
+        return kro_loss(gt, pred, k, variant=self.variant, max_k=self.max_k,
+                        seed=seed if self.needs_seed else None, squared=self.squared, safe_norm=self.safe_norm,
+                        cell_penalty=self.cell_penalty, angle_weight=self.angle_weight)

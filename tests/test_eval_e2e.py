@@ -149,8 +149,8 @@ def test_predict_and_export_reload_without_project_code(trained_run, tmp_path):
     from predict import export_recon_net, predict_image, prepare_image
     from model.trainer import load_for_inference
 
-    recon_net, _, config = load_for_inference(trained_run)
-    image = prepare_image(Image.open(tmp_path / "photo.png"), config["H"])
+    recon_net, _, run = load_for_inference(trained_run)
+    image = prepare_image(Image.open(tmp_path / "photo.png"), run.train.image_size)
     assert image.shape == (64, 64, 3) and image[0, 0].sum() == 0.0 and image[32, 32, 0] > 0.7
     np.testing.assert_allclose(predict_image(recon_net, image)[0], cloud[:, :3], atol=1e-5)
     np.save(tmp_path / "image.npy", image[None])

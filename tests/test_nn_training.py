@@ -23,7 +23,7 @@ from losses.image import affinity_loss, mask_loss
 from model import checkpointing
 from model.config import TrainConfig
 from model.objective import compute_losses, forward
-from model.projection import render
+from model.projection import SIGMA_SQ, render
 from model.recon_net import build_recon_net
 from model.trainer import Trainer, build_networks
 
@@ -145,7 +145,7 @@ def _grads(config, nets, batch, poses_random):
     zero = tf.zeros([], tf.float32)
     with tf.GradientTape(persistent=True) as tape:
         out = forward(recon_net, pose_net, batch["image"], poses_random, None, image_size=64,
-                      projection="fast", sigma_sq=0.4,
+                      projection="fast", sigma_sq=SIGMA_SQ,
                       images_2=batch["image_2"] if config.neighbours else None)
         losses = compute_losses(config, batch, out, tf.zeros([], tf.int32), tf.zeros([2], tf.int64), zero,
                                 zero)
@@ -197,13 +197,8 @@ def test_nn_terms_enter_recon_loss_only_with_use_mult_proj(paired_batch):
 def test_trainer_step_logs_and_trains_the_nn_terms(paired_batch):
     trainer = Trainer(TrainConfig(**TINY, **RUN_SH, neighbours=True, use_mult_proj=True, seed=3), 2)
     losses, status, _ = trainer.train_step(paired_batch)
+    # How the terms enter recon_loss is tested by derivatives in test_trainer.py.
     assert status["applied"] and losses["loss_mask_2"] > 0 and losses["chamfer2d_fwd_2"] > 0
-    c, l = trainer.config, losses
-    without_nn = (c.lambda_ae * l["loss_ae"] + c.lambda_3d * l["loss_3d"] + c.lambda_ae_mask * l["loss_mask"]
-                  + c.lambda_mask_fwd * l["chamfer2d_fwd"] + c.lambda_mask_bwd * l["chamfer2d_bwd"])
-    nn = (c.lambda_ae_mask * l["loss_mask_2"] + c.lambda_mask_fwd * l["chamfer2d_fwd_2"]
-          + c.lambda_mask_bwd * l["chamfer2d_bwd_2"])
-    assert l["recon_loss"] == pytest.approx(without_nn + nn, rel=1e-5)
     with pytest.raises(ValueError, match=r"lacks \['image_2', 'mask_2'\]"):
         trainer.train_step({k: v for k, v in paired_batch.items() if not k.endswith("_2")})
 
