@@ -124,7 +124,8 @@ def main(argv):
         print("wrote " + ", ".join(str(p) for p in save_prediction(out, image, xyz, rgb)))
 
 
-if __name__ == "__main__":
+def define_flags() -> None:
+    """The CLI's flags."""
     flags.DEFINE_string("exp", None, "Run directory written by train.py.")
     flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).")
     flags.DEFINE_string("image", "", "Input image (any size; RGB or RGBA).")
@@ -133,4 +134,8 @@ if __name__ == "__main__":
     flags.DEFINE_string("export", "", "Export the reconstruction net: a path ending in .keras, or a "
                         "directory for a TF SavedModel.")
     flags.mark_flag_as_required("exp")
+
+
+if __name__ == "__main__":
+    define_flags()
     app.run(main)

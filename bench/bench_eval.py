@@ -27,9 +27,6 @@ from model import trainer
 
 REALMESHES = Path(__file__).resolve().parents[2] / "shared" / "data" / "realmeshes"
 
-flags.DEFINE_string("data_dir", "", "Built data set (default: the shared real meshes, built when missing).")
-flags.DEFINE_integer("align_iters", alignment.ALIGN_ITERS, "Adam steps of the rotation fit (5000: baseline).")
-flags.DEFINE_integer("batch_size", 32, "Prediction batch size.")
 FLAGS = flags.FLAGS
 
 
@@ -80,5 +77,13 @@ def main(argv):
         print(f"ratio end-to-end tf/op: {totals['tf'] / totals['op']:.2f}x")
 
 
+def define_flags() -> None:
+    """The CLI's flags."""
+    flags.DEFINE_string("data_dir", "", "Built data set (default: the shared real meshes, built when missing).")
+    flags.DEFINE_integer("align_iters", alignment.ALIGN_ITERS, "Adam steps of the rotation fit (5000: baseline).")
+    flags.DEFINE_integer("batch_size", 32, "Prediction batch size.")
+
+
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

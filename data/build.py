@@ -43,6 +43,7 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+from absl import app, flags
 from tqdm import tqdm
 
 from data import meshes, render, sampling, shapenet, splits, tfrecords
@@ -494,10 +495,8 @@ def _summary(tasks, built, skipped, missing, examples, out_dir: Path, seconds: f
             "seconds": seconds, "out_dir": str(out_dir), "line": line}
 
 
-def _define_flags():
+def define_flags() -> None:
     """The CLI's flags (defined only when run as a program, so importing this module defines none)."""
-    from absl import flags
-
     flags.DEFINE_string("source", None, "'builtin', a ShapeNetCore v1 root (<synset>/<model>/model.obj) "
                         "or a folder of meshes (one category per sub-folder, or use --category)")
     flags.DEFINE_string("baseline_layout", None, "instead of --source: the baseline's data directory "
@@ -527,8 +526,6 @@ def _define_flags():
 
 def main(argv) -> int:
     """CLI entry point: builds, prints every skipped model and the summary line; 1 if nothing built."""
-    from absl import app, flags
-
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
@@ -548,7 +545,5 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-    from absl import app
-
-    _define_flags()
+    define_flags()
     app.run(main)

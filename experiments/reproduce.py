@@ -38,6 +38,7 @@ from data import build
 from evaluation import report as eval_report
 from evaluation.protocol import Protocol
 from evaluation.run import EvalSettings, run_evaluation
+from losses import kro
 from viz import clouds, loss_curves, sampling_figure
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +46,7 @@ REALMESHES = REPO_ROOT.parent / "shared" / "data" / "realmeshes"
 
 PRESETS_DIR = REPO_ROOT / "presets"
 SKIPPED_STEPS = "skipped_steps"  # column of losses.csv counting the steps skipped as non-finite
-VARIANTS = {  # name of presets/study_<category>_<name>.flags -> label in the table
+GRID_VARIANTS = {  # name of presets/study_<category>_<name>.flags -> label in the table
     "pseudo_gt": "baseline (KRO off, pseudo GT)",
     "kro_pseudo_gt": "KRO, pseudo GT",
     "area_gt": "area-based GT",
@@ -107,7 +108,7 @@ def train_and_evaluate(run_dir: Path, category: str, variant: str, preset: Prese
                        protocol: Protocol, kro_variant: str | None, seed: int) -> dict | None:
     """One cell of the grid: train, then evaluate against both GT types. None when nothing could be saved."""
     start = time.perf_counter()
-    label = VARIANTS[variant]
+    label = GRID_VARIANTS[variant]
     if not train(run_dir, category, variant, preset.iterations[category], preset, data, kro_variant, seed):
         label += " (training stopped early)"
         if not (run_dir / "checkpoints").is_dir():
@@ -124,7 +125,7 @@ def train_and_evaluate(run_dir: Path, category: str, variant: str, preset: Prese
 
 
 def run_grid(preset_name: str, out, data_dir: str | None = None, categories=("car", "chair"),
-             variants=tuple(VARIANTS), kro_variant: str | None = None, seed: int = 0) -> dict:
+             variants=tuple(GRID_VARIANTS), kro_variant: str | None = None, seed: int = 0) -> dict:
     """Trains and evaluates the grid; writes table3.md, results.json, the loss figures and table1.png.
 
     Returns:
@@ -176,13 +177,18 @@ def main(argv):
              tuple(f.variants), f.kro_variant, f.seed)
 
 
-if __name__ == "__main__":
+def define_flags() -> None:
+    """The CLI's flags."""
     flags.DEFINE_enum("preset", "smoke", list(PRESETS), "Sizes: smoke, small or full (see the module doc).")
     flags.DEFINE_string("out", "", "Output folder (default: runs/reproduce_<preset>).")
     flags.DEFINE_string("data_dir", "", "Data set to use instead of the preset's.")
     flags.DEFINE_list("categories", ["car", "chair"], "Categories of the grid.")
-    flags.DEFINE_list("variants", list(VARIANTS), f"Variants of the grid: {list(VARIANTS)}.")
-    flags.DEFINE_enum("kro_variant", None, ["faithful", "sound", "random_partition", "anchor_angle"],
-                      "KRO form of the KRO runs (default: the presets', i.e. the study's faithful form).")
+    flags.DEFINE_list("variants", list(GRID_VARIANTS), f"Variants of the grid: {list(GRID_VARIANTS)}.")
+    flags.DEFINE_enum("kro_variant", None, kro.VARIANTS, "KRO form of the KRO runs (default: the presets', i.e. "
+                      "the study's faithful form).")
     flags.DEFINE_integer("seed", 0, "Seed of every run.")
+
+
+if __name__ == "__main__":
+    define_flags()
     app.run(main)

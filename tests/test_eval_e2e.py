@@ -156,9 +156,8 @@ def test_predict_and_export_reload_without_project_code(trained_run, tmp_path):
     np.save(tmp_path / "image.npy", image[None])
     # A clean interpreter in another folder, with nothing of this repository importable.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    script = ("import numpy as np, tensorflow as tf; m = tf.saved_model.load('saved_model'); "
-              "out = m.serve(tf.constant(np.load('image.npy'))); np.save('reloaded.npy', out['xyz'].numpy())")
-    _run(["-c", script], cwd=tmp_path, env=env)
+    _run([str(REPO_ROOT / "tests" / "scripts" / "reload_saved_model.py"), "saved_model", "image.npy", "reloaded.npy"],
+         cwd=tmp_path, env=env)
     np.testing.assert_allclose(np.load(tmp_path / "reloaded.npy")[0], cloud[:, :3], atol=1e-5)
 
     # The .keras file holds only stock Keras layers: keras.saving.load_model needs no custom objects.
