@@ -194,10 +194,16 @@ def test_gradient_routing(batches, only, moved, fixed):
     assert sum(moved_vars) > len(moved_vars) // 2, f"{moved}: only {sum(moved_vars)} variables updated"
 
 
+def _nan_batch(batch: dict) -> dict:
+    """A NaN image and a NaN GT cloud. The GT cloud's NaN trips losses.chamfer's input check whatever the
+    kernels do with the NaN image (a fused oneDNN convolution + ReLU may turn NaN into 0)."""
+    return {**batch, "image": np.full_like(batch["image"], np.nan), "gt_area": np.full_like(batch["gt_area"], np.nan)}
+
+
 def test_nonfinite_step_is_skipped_and_named(full_trainer, batches):
-    """A NaN image makes every loss NaN (losses.chamfer's input check fires first and names itself):
-    the step is skipped, model and Adam state untouched."""
-    bad = {**batches[1], "image": np.full_like(batches[1]["image"], np.nan)}
+    """NaN input aborts the step at losses.chamfer's input check, which names itself: every loss is
+    reported NaN, the step is skipped, model and Adam state untouched."""
+    bad = _nan_batch(batches[1])
     recon, pose = _weights(full_trainer.recon_net), _weights(full_trainer.pose_net)
     slots = [v.numpy().copy() for v in full_trainer.optim_recon.variables]
     step = int(full_trainer.step.numpy())
@@ -224,7 +230,7 @@ def test_fit_stops_after_max_nonfinite_and_keeps_last_good_checkpoint(full_train
     manager = checkpointing.checkpoint_manager(full_trainer.checkpoint(), tmp_path, keep=2)
     manager.save(checkpoint_number=int(full_trainer.step.numpy()))
     weights = _weights(full_trainer.recon_net)
-    bad = {**batches[1], "image": np.full_like(batches[1]["image"], np.nan)}
+    bad = _nan_batch(batches[1])
     lines = []
     loop = LoopConfig(exp_dir=str(tmp_path), n_iters=int(full_trainer.step.numpy()) + 50, print_n=1,
                       save_n=1000, save_model_n=1)
