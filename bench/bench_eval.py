@@ -8,7 +8,7 @@ freshly initialised: its weights do not change the cost of any step. The protoco
 the baseline's settings (§10.2-10.3): the rotation is fitted on the train split and applied to the test split.
 
 Printed: seconds of each stage, the rotation fit's time per Adam step and for the whole fit, models per
-second end to end with the Chamfer op and with the pure-TF fallback for the fit, the KD-tree metrics against
+second end to end with the Chamfer op and with the pure-TF backend `tf` for the fit, the KD-tree metrics against
 the brute-force reference, and the ratios.
 """
 

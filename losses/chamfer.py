@@ -46,7 +46,7 @@ def _auto_backend() -> str:
         kernels = "CPU and CUDA kernels" if lib.cuda else "CPU kernel"
         _LOG.info("losses.chamfer: backend 'auto' uses the custom op NnDistance (%s)", kernels)
         return "op"
-    _LOG.info("losses.chamfer: backend 'auto' uses the pure-TF fallback: %s", lib.reason)
+    _LOG.info("losses.chamfer: backend 'auto' uses the pure-TF backend 'tf': %s", lib.reason)
     return "tf"
 
 

@@ -1,7 +1,7 @@
 """Tests of losses/chamfer.py: definitions (goldens, properties, gradients), both backends, references, errors.
 
 Every test that takes the `backend` fixture runs on the custom op ("op", built in this session when missing,
-a failed build fails the tests) and on the pure-TF fallback ("tf").
+a failed build fails the tests) and on the pure-TF backend ("tf").
 """
 
 import logging
