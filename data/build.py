@@ -59,33 +59,6 @@ def builtin_out_dir(image_size: int, views: int = 1) -> Path:
     never overwrite each other's cache.
     """
     return DEFAULT_OUT / (f"sample_{image_size}" if views == 1 else f"sample_{image_size}_v{views}")
-
-
-def ensure_dataset(out_dir, source, views: int = 1, image_size: int = 64, progress: bool = False,
-                   log=print) -> Path:
-    """Builds `source` into `out_dir` unless `out_dir` already holds a built data set (its index.json).
-
-    The one "build it if missing" step of the drivers (train.py's built-in sample, the experiment runner's
-    and the benchmarks' data sets).
-
-    Args:
-        out_dir: the data set's folder.  source, views, image_size, progress: as `build_dataset`.
-        log: where the two lines of a build go (what is built, then the summary line).
-
-    Returns:
-        `out_dir` as a Path.
-
-    Raises:
-        ValueError: `out_dir` holds an index that is not a valid one (`data.tfrecords.read_index`).
-    """
-    out_dir = Path(out_dir)
-    try:
-        tfrecords.read_index(out_dir)
-    except FileNotFoundError:
-        log(f"building {out_dir} from {source} (once: it is reused when present)")
-        log(build_dataset(source=source, out_dir=out_dir, views=views, image_size=image_size,
-                          progress=progress)["line"])
-    return out_dir
 MAX_VIEWS = 10  # views per model in the baseline's renders (baseline §2.1)
 EXAMPLES_PER_SHARD = 2048  # ~30 kB per 64-px example with two 1024-point clouds: ~60 MB files
 SKIPPED_FILE = "skipped.json"
@@ -368,6 +341,33 @@ def build_dataset(source=None, out_dir=None, views: int = 1, image_size: int = 6
         examples = _pack(out_dir, built, weights, listed, seed, split, views, source_text,
                          image_size, n_points, examples_per_shard, progress)
     return _summary(tasks, built, skipped, missing, examples, out_dir, time.time() - start)
+
+
+def ensure_dataset(out_dir, source, views: int = 1, image_size: int = 64, progress: bool = False,
+                   log=print) -> Path:
+    """Builds `source` into `out_dir` unless `out_dir` already holds a built data set (its index.json).
+
+    The one "build it if missing" step of the drivers (train.py's built-in sample, the experiment runner's
+    and the benchmarks' data sets).
+
+    Args:
+        out_dir: the data set's folder.  source, views, image_size, progress: as `build_dataset`.
+        log: where the two lines of a build go (what is built, then the summary line).
+
+    Returns:
+        `out_dir` as a Path.
+
+    Raises:
+        ValueError: `out_dir` holds an index that is not a valid one (`data.tfrecords.read_index`).
+    """
+    out_dir = Path(out_dir)
+    try:
+        tfrecords.read_index(out_dir)
+    except FileNotFoundError:
+        log(f"building {out_dir} from {source} (once: it is reused when present)")
+        log(build_dataset(source=source, out_dir=out_dir, views=views, image_size=image_size,
+                          progress=progress)["line"])
+    return out_dir
 
 
 def _collect(tasks, out_dir):
