@@ -38,20 +38,25 @@ def chunked_argmin(cost, queries, n_reference, max_entries: int = MAX_CHUNK_ENTR
 
     Queries are taken in chunks of c = min(Q, max(1, max_entries // (B·R))), one chunk per ``tf.map_fn``
     iteration, so that one ``[B, c, R]`` cost block exists at a time. The last chunk is padded; its padded
-    rows are dropped.
+    rows are dropped. When B, Q and R are static and one chunk holds every query, there is no loop (a
+    ``while`` loop in a training step's graph changes how Grappler sums the step's other scalars, in the
+    last bit).
 
     Args:
         cost: callable mapping one chunk of ``queries`` (the same structure, every tensor ``[B, c, ...]``) to
             float costs ``[B, c, R]``.
         queries: a tensor or a tuple of tensors ``[B, Q, ...]`` (points, masks, ...) chunked together along
             axis 1.
-        n_reference: R, an int or an int32 scalar tensor.
+        n_reference: R, an int (static) or an int32 scalar tensor.
         max_entries: bound on B·c·R.
 
     Returns:
         int32 ``[B, Q]``: argmin over the R references (lowest index on ties).
     """
     first = tf.nest.flatten(queries)[0]
+    static = (first.shape[0], first.shape[1], n_reference if isinstance(n_reference, int) else None)
+    if None not in static and static[0] * static[1] * static[2] <= max_entries:  # one chunk: no loop
+        return tf.argmin(cost(queries), axis=-1, output_type=tf.int32)
     batch, n = tf.shape(first)[0], tf.shape(first)[1]
     chunk = tf.minimum(n, tf.maximum(1, max_entries // (batch * n_reference)))
     n_chunks = (n + chunk - 1) // chunk
@@ -94,7 +99,7 @@ def nearest_index(query, reference, allowed=None, max_entries: int = MAX_CHUNK_E
             d += tf.square(points[:, :, tf.newaxis, axis] - reference[:, tf.newaxis, :, axis])
         return d
 
-    n_reference = tf.shape(reference)[1]
+    n_reference = reference.shape[1] if reference.shape[1] is not None else tf.shape(reference)[1]
     if allowed is None:
         return chunked_argmin(squared_distances, query, n_reference, max_entries)
 
