@@ -113,18 +113,19 @@ def main(argv):
     f = flags.FLAGS
     if not f.image and not f.export:
         raise app.UsageError("give --image (inference) and/or --export (export of the network)")
-    recon_net, _, config = trainer.load_for_inference(f.exp, step=f.step)
+    recon_net, _, run = trainer.load_for_inference(f.exp, step=f.step)
     if f.export:
         print(f"exported the reconstruction net to {export_recon_net(recon_net, f.export)}")
     if f.image:
         mask = Image.open(f.mask) if f.mask else None
-        image = prepare_image(Image.open(f.image), int(config["H"]), mask)
+        image = prepare_image(Image.open(f.image), run.train.image_size, mask)
         xyz, rgb = predict_image(recon_net, image)
         out = f.out or str(Path(f.image).with_suffix("")) + "_pcl"
         print("wrote " + ", ".join(str(p) for p in save_prediction(out, image, xyz, rgb)))
 
 
-if __name__ == "__main__":
+def define_flags() -> None:
+    """The CLI's flags."""
     flags.DEFINE_string("exp", None, "Run directory written by train.py.")
     flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).")
     flags.DEFINE_string("image", "", "Input image (any size; RGB or RGBA).")
@@ -133,4 +134,8 @@ if __name__ == "__main__":
     flags.DEFINE_string("export", "", "Export the reconstruction net: a path ending in .keras, or a "
                         "directory for a TF SavedModel.")
     flags.mark_flag_as_required("exp")
+
+
+if __name__ == "__main__":
+    define_flags()
     app.run(main)

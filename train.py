@@ -8,8 +8,9 @@ Usage::
     python train.py ... --knn_list=knn_list_chair.npy --use_mult_proj   # OURS-NN (§7.7, data/neighbours.py)
 
 Without ``--data_dir`` the built-in sample meshes are rendered into ``generated/datasets/sample_<H>[_v<data_views>]``
-the first time. Outputs go to ``--exp`` (see model/checkpointing.py and model/run_logging.py); an
-interrupted run started again with the same ``--exp`` resumes from its newest checkpoint.
+the first time. Outputs go to ``--exp`` (see model/checkpointing.py, model/run_config.py and
+model/run_logging.py); an interrupted run started again with the same ``--exp`` resumes from its newest
+checkpoint.
 """
 
 import itertools
@@ -19,15 +20,14 @@ from absl import app, flags, logging
 
 import common_flags
 from data import build, neighbours, tfrecords
-from model import checkpointing
+from model import checkpointing, run_config
 from model.trainer import LoopConfig, NonFiniteLossError, Trainer, fit, make_strategy, restore_latest
 from viz import loss_curves
 
 FLAGS = flags.FLAGS
-flags.mark_flag_as_required("exp")
 
-#: Flags that fix the networks' shapes: a run directory cannot be resumed with other values.
-_ARCHITECTURE_FLAGS = ("H", "N_PTS", "bottleneck")
+#: TrainConfig fields that fix the networks' shapes: a run directory cannot be resumed with other values.
+_ARCHITECTURE_FIELDS = ("image_size", "n_points", "bottleneck")
 
 
 def _data_dir() -> Path:
@@ -36,37 +36,29 @@ def _data_dir() -> Path:
         path = Path(FLAGS.data_dir)
         tfrecords.read_index(path)  # a clear error when it is not a built data set
         return path
-    path = build.builtin_out_dir(FLAGS.H, FLAGS.data_views)
-    try:
-        tfrecords.read_index(path)
-    except FileNotFoundError:
-        logging.info("building the built-in sample data set into %s (first run only)", path)
-        summary = build.build_dataset(source="builtin", out_dir=path, views=FLAGS.data_views,
-                                      image_size=FLAGS.H, progress=True)
-        logging.info("%s", summary["line"])
-    return path
+    return build.ensure_dataset(build.builtin_out_dir(FLAGS.H, FLAGS.data_views), source="builtin",
+                                views=FLAGS.data_views, image_size=FLAGS.H, progress=True, log=logging.info)
 
 
-def _check_resumable(exp: Path) -> None:
+def _check_resumable(exp: Path, config) -> None:
     """Refuse to resume a run directory with networks of another shape (clear error, not a restore failure)."""
     try:
-        previous = checkpointing.read_flags(exp)
+        previous = run_config.load(exp).train
     except FileNotFoundError:
         return
-    changed = {name: (previous.get(name), FLAGS[name].value) for name in _ARCHITECTURE_FLAGS
-               if previous.get(name) != FLAGS[name].value}
+    changed = {name: (getattr(previous, name), getattr(config, name)) for name in _ARCHITECTURE_FIELDS
+               if getattr(previous, name) != getattr(config, name)}
     if changed and (exp / checkpointing.CHECKPOINT_DIR).is_dir():
-        raise app.UsageError(f"{exp} holds checkpoints of other networks (flag: (was, now) = {changed}); "
+        raise app.UsageError(f"{exp} holds checkpoints of other networks (field: (was, now) = {changed}); "
                              "use another --exp")
 
 
-def _batches(data_dir: Path, config, start: int):
+def _batches(data_dir: Path, config, categories, start: int):
     """Host batches: the data set shuffled with a seed that moves on with the resumed step, or the
     first batch forever with --overfit (baseline §2.4); with --knn_list, the list's anchors each with a
     neighbour image (data/neighbours.py, baseline §6)."""
     seed = FLAGS.seed if FLAGS.overfit else FLAGS.seed + start
-    categories = common_flags.categories_from_flag(FLAGS.categ)
-    gt_types = [config.gt_key] if config.use_gt_pcl else []
+    gt_types = [config.gt_feature] if config.use_gt_pcl else []
     if FLAGS.knn_list:
         pairs = neighbours.load_pairs(FLAGS.knn_list, data_dir, FLAGS.split, categories, FLAGS.knn_ranks)
         logging.info("%s", pairs.summary)
@@ -83,10 +75,13 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = common_flags.train_config_from_flags()
+    categories = common_flags.categories_from_flag(FLAGS.categ)
     exp = Path(FLAGS.exp)
-    _check_resumable(exp)
+    _check_resumable(exp, config)
     checkpointing.write_flags(exp, common_flags.flagfile_text(), common_flags.flags_dict())
     data_dir = _data_dir()
+    run_config.save(exp, run_config.RunConfig(train=config, data_dir=str(data_dir), split=FLAGS.split,
+                                              categories=None if categories is None else tuple(categories)))
 
     strategy = make_strategy(FLAGS.distribute)
     trainer = Trainer(config, FLAGS.batch_size, strategy)
@@ -104,7 +99,7 @@ def main(argv):
     loop = LoopConfig(exp_dir=str(exp), n_iters=FLAGS.N_ITERS, print_n=FLAGS.print_n, save_n=FLAGS.save_n,
                       save_model_n=FLAGS.save_model_n)
     try:
-        final = fit(trainer, _batches(data_dir, config, start), loop, manager, log=logging.info)
+        final = fit(trainer, _batches(data_dir, config, categories, start), loop, manager, log=logging.info)
     except NonFiniteLossError as err:
         logging.error("%s", err)
         raise SystemExit(f"train.py: {err}") from None
@@ -116,5 +111,12 @@ def main(argv):
         logging.info("no loss curves: %s", err)
 
 
+def define_flags() -> None:
+    """The training flags (common_flags.py); --exp is required."""
+    common_flags.define_flags()
+    flags.mark_flag_as_required("exp")
+
+
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -19,12 +19,6 @@ from data.build import build_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-flags.DEFINE_string("source", str(REPO_ROOT.parent / "shared" / "data" / "realmeshes"),
-                    "mesh source (default: the shared real meshes beside the repository)")
-flags.DEFINE_string("workers", "1,2", "comma-separated worker counts to compare (0 = in-process)")
-flags.DEFINE_integer("max_models", None, "at most this many models per category")
-flags.DEFINE_integer("size", 64, "image size")
-flags.DEFINE_integer("views", 1, "views per model")
 FLAGS = flags.FLAGS
 
 
@@ -45,5 +39,16 @@ def main(argv):
               f"{rates[-1] / rates[0]:.2f}x", flush=True)
 
 
+def define_flags() -> None:
+    """The CLI's flags."""
+    flags.DEFINE_string("source", str(REPO_ROOT.parent / "shared" / "data" / "realmeshes"),
+                        "mesh source (default: the shared real meshes beside the repository)")
+    flags.DEFINE_string("workers", "1,2", "comma-separated worker counts to compare (0 = in-process)")
+    flags.DEFINE_integer("max_models", None, "at most this many models per category")
+    flags.DEFINE_integer("size", 64, "image size")
+    flags.DEFINE_integer("views", 1, "views per model")
+
+
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -1,4 +1,4 @@
-"""Chamfer forward+backward: custom op vs pure-TF fallback vs tensorflow_graphics (baseline §7.4).
+"""Chamfer forward+backward: custom op vs the pure-TF backend `tf` vs tensorflow_graphics (baseline §7.4).
 
     python -m bench.bench_chamfer [--repeats 5] [--configs 32x1024 8x2048 1x16384 1x65536]
 

@@ -4,11 +4,11 @@
 
 Data: the shared real meshes (`<repo>/../shared/data/realmeshes`, 25 cars + 55 chairs), built once into
 `generated/datasets/realmeshes_64` (1 view, 64 px, 50/50 split) when `--data_dir` is not given. The network is
-freshly initialised: its weights do not change the cost of any step. The protocol is eval.py's with the
-baseline's settings (§10.2-10.3): the rotation is fitted on the train split and applied to the test split.
+freshly initialised: its weights do not change the cost of any step. The protocol is the evaluation package's with
+the baseline's settings (§10.2-10.3): the rotation is fitted on the train split and applied to the test split.
 
 Printed: seconds of each stage, the rotation fit's time per Adam step and for the whole fit, models per
-second end to end with the Chamfer op and with the pure-TF fallback for the fit, the KD-tree metrics against
+second end to end with the Chamfer op and with the pure-TF backend `tf` for the fit, the KD-tree metrics against
 the brute-force reference, and the ratios.
 """
 
@@ -19,16 +19,14 @@ from pathlib import Path
 
 from absl import app, flags
 
-import eval as evaluation
 from data import build
-from losses import alignment, chamfer, metrics
+from evaluation import alignment, metrics
+from evaluation.predictions import predict_split
+from losses import chamfer
 from model import trainer
 
 REALMESHES = Path(__file__).resolve().parents[2] / "shared" / "data" / "realmeshes"
 
-flags.DEFINE_string("data_dir", "", "Built data set (default: the shared real meshes, built when missing).")
-flags.DEFINE_integer("align_iters", alignment.ALIGN_ITERS, "Adam steps of the rotation fit (5000: baseline).")
-flags.DEFINE_integer("batch_size", 32, "Prediction batch size.")
 FLAGS = flags.FLAGS
 
 
@@ -41,13 +39,7 @@ def _timed(fn, *args, **kwargs):
 def _data_dir() -> Path:
     if FLAGS.data_dir:
         return Path(FLAGS.data_dir)
-    out = build.DEFAULT_OUT / "realmeshes_64"
-    if not (out / "index.json").is_file():
-        if not REALMESHES.is_dir():
-            raise SystemExit(f"bench_eval: no --data_dir and no shared real meshes at {REALMESHES}")
-        print(f"building {out} from {REALMESHES} (first run only)")
-        print(build.build_dataset(source=str(REALMESHES), out_dir=out, views=1, image_size=64)["line"])
-    return out
+    return build.ensure_dataset(build.DEFAULT_OUT / "realmeshes_64", source=str(REALMESHES), views=1, image_size=64)
 
 
 def main(argv):
@@ -55,10 +47,10 @@ def main(argv):
     data_dir = _data_dir()
     recon_net, _ = trainer.build_networks(64, 1024, 128)
     gt_types = ("uniform",)
-    evaluation.predict_split(recon_net, data_dir, "test", FLAGS.batch_size, gt_types, progress=False)  # warm-up
-    test, t_pred_test = _timed(evaluation.predict_split, recon_net, data_dir, "test", FLAGS.batch_size, gt_types,
+    predict_split(recon_net, data_dir, "test", FLAGS.batch_size, gt_types, progress=False)  # warm-up
+    test, t_pred_test = _timed(predict_split, recon_net, data_dir, "test", FLAGS.batch_size, gt_types,
                                progress=False)
-    fit_set, t_pred_fit = _timed(evaluation.predict_split, recon_net, data_dir, "train", FLAGS.batch_size,
+    fit_set, t_pred_fit = _timed(predict_split, recon_net, data_dir, "train", FLAGS.batch_size,
                                  gt_types, progress=False)
     m_test, m_fit = len(test.xyz), len(fit_set.xyz)
     print(f"data {data_dir}: {m_fit} fit (train) + {m_test} test models; available Chamfer backends: "
@@ -85,5 +77,13 @@ def main(argv):
         print(f"ratio end-to-end tf/op: {totals['tf'] / totals['op']:.2f}x")
 
 
+def define_flags() -> None:
+    """The CLI's flags."""
+    flags.DEFINE_string("data_dir", "", "Built data set (default: the shared real meshes, built when missing).")
+    flags.DEFINE_integer("align_iters", alignment.ALIGN_ITERS, "Adam steps of the rotation fit (5000: baseline).")
+    flags.DEFINE_integer("batch_size", 32, "Prediction batch size.")
+
+
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -12,9 +12,6 @@ from absl import app, flags
 
 from data import build, meshes, render
 
-flags.DEFINE_string("source", "builtin", "mesh source for data.meshes.discover")
-flags.DEFINE_integer("views", 10, "views per model", lower_bound=1, upper_bound=build.MAX_VIEWS)
-flags.DEFINE_integer("size", 64, "image size in pixels", lower_bound=8)
 FLAGS = flags.FLAGS
 
 
@@ -40,5 +37,13 @@ def main(argv):
         print(f"{scale:>12}    all: {100 * every.mean():5.2f} % of {len(every)} masks touch the border")
 
 
+def define_flags() -> None:
+    """The CLI's flags."""
+    flags.DEFINE_string("source", "builtin", "mesh source for data.meshes.discover")
+    flags.DEFINE_integer("views", 10, "views per model", lower_bound=1, upper_bound=build.MAX_VIEWS)
+    flags.DEFINE_integer("size", 64, "image size in pixels", lower_bound=8)
+
+
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -8,7 +8,7 @@ Speed:
     reference: the same build of the real meshes. Also the share of the build's CPU time per model that
     generation takes (generation s/model ÷ (build wall s × workers / models)).
 Diversity: the mean pairwise Chamfer distance between the area-based GT clouds of the two builds, all
-pairs within a category, with the evaluation protocol (`losses.metrics`: each cloud normalised on its
+pairs within a category, with the evaluation protocol (`evaluation.metrics`: each cloud normalised on its
 bounding box, forward + backward mean squared nearest-neighbour distance, × 1000), procedural ÷ real;
 and each model's Chamfer to its nearest other model of the same source, beside the floor that sampling
 alone gives (two independent 1024-point area samples of one procedural model). The
@@ -29,14 +29,10 @@ import numpy as np
 from absl import app, flags
 
 from data import build, meshes, procedural, sampling
-from losses import metrics
+from evaluation import metrics
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-flags.DEFINE_integer("models", 100, "procedural models per category", lower_bound=2)
-flags.DEFINE_integer("workers", 2, "worker processes of both builds", lower_bound=0)
-flags.DEFINE_string("real", str(REPO_ROOT.parent / "shared" / "data" / "realmeshes"),
-                    "the real meshes to compare with (default: the shared ones beside the repository)")
 FLAGS = flags.FLAGS
 
 
@@ -143,5 +139,14 @@ def main(argv):
                       flush=True)
 
 
+def define_flags() -> None:
+    """The CLI's flags."""
+    flags.DEFINE_integer("models", 100, "procedural models per category", lower_bound=2)
+    flags.DEFINE_integer("workers", 2, "worker processes of both builds", lower_bound=0)
+    flags.DEFINE_string("real", str(REPO_ROOT.parent / "shared" / "data" / "realmeshes"),
+                        "the real meshes to compare with (default: the shared ones beside the repository)")
+
+
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

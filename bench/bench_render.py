@@ -15,9 +15,6 @@ from absl import app, flags
 
 from data import meshes, render
 
-flags.DEFINE_string("source", "builtin", "mesh source for data.meshes.discover")
-flags.DEFINE_string("sizes", "64,128,224", "comma-separated image sizes")
-flags.DEFINE_integer("views", 5, "views per model (one render_views call)")
 FLAGS = flags.FLAGS
 
 
@@ -57,5 +54,13 @@ def main(argv):
               f"ratio {default / reference:.2f}x", flush=True)
 
 
+def define_flags() -> None:
+    """The CLI's flags."""
+    flags.DEFINE_string("source", "builtin", "mesh source for data.meshes.discover")
+    flags.DEFINE_string("sizes", "64,128,224", "comma-separated image sizes")
+    flags.DEFINE_integer("views", 5, "views per model (one render_views call)")
+
+
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

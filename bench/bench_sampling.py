@@ -19,9 +19,6 @@ from absl import app, flags
 
 from data import meshes, sampling
 
-flags.DEFINE_string("source", "builtin", "mesh source for data.meshes.discover")
-flags.DEFINE_integer("n_points", sampling.DEFAULT_N_POINTS, "points per GT cloud")
-flags.DEFINE_integer("repeats", 3, "runs per mesh and method (the best one counts)")
 FLAGS = flags.FLAGS
 
 
@@ -80,5 +77,13 @@ def main(argv):
         print(f"  {ours}: speed-up over its reference {median[ref] / median[ours]:.2f}x")
 
 
+def define_flags() -> None:
+    """The CLI's flags."""
+    flags.DEFINE_string("source", "builtin", "mesh source for data.meshes.discover")
+    flags.DEFINE_integer("n_points", sampling.DEFAULT_N_POINTS, "points per GT cloud")
+    flags.DEFINE_integer("repeats", 3, "runs per mesh and method (the best one counts)")
+
+
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -45,6 +45,7 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+from absl import app, flags
 from tqdm import tqdm
 
 from data import meshes, procedural, render, sampling, shapenet, splits, tfrecords
@@ -420,6 +421,33 @@ def build_dataset(source=None, out_dir=None, views: int = 1, image_size: int = 6
     return _summary(tasks, built, skipped, missing, examples, out_dir, time.time() - start)
 
 
+def ensure_dataset(out_dir, source, views: int = 1, image_size: int = 64, progress: bool = False,
+                   log=print) -> Path:
+    """Builds `source` into `out_dir` unless `out_dir` already holds a built data set (its index.json).
+
+    The one "build it if missing" step of the drivers (train.py's built-in sample, the experiment runner's
+    and the benchmarks' data sets).
+
+    Args:
+        out_dir: the data set's folder.  source, views, image_size, progress: as `build_dataset`.
+        log: where the two lines of a build go (what is built, then the summary line).
+
+    Returns:
+        `out_dir` as a Path.
+
+    Raises:
+        ValueError: `out_dir` holds an index that is not a valid one (`data.tfrecords.read_index`).
+    """
+    out_dir = Path(out_dir)
+    try:
+        tfrecords.read_index(out_dir)
+    except FileNotFoundError:
+        log(f"building {out_dir} from {source} (once: it is reused when present)")
+        log(build_dataset(source=source, out_dir=out_dir, views=views, image_size=image_size,
+                          progress=progress)["line"])
+    return out_dir
+
+
 def _collect(tasks, out_dir):
     """Sorts all tasks by cache state: (built tasks, skipped entries, tasks no run has built yet)."""
     built, skipped, missing = [], [], []
@@ -487,7 +515,7 @@ def _pack(out_dir: Path, built, weights, listed, seed, split, views, source_entr
     `source_entries` ({"source": ..., and for the procedural source "generator": ...}) go into the index.
     """
     present = [set(np.load(cache_path(out_dir, t.category, t.model_id)).files) for t in built]
-    gt_types = [gt for gt in tfrecords.GT_TYPES if all(gt in files for files in present)]
+    gt_types = [gt for gt in tfrecords.GT_FEATURES.values() if all(gt in files for files in present)]
     for old in out_dir.glob("*-of-*.tfrecord"):
         old.unlink()
     index_splits, examples = {}, {}
@@ -517,7 +545,7 @@ def _pack(out_dir: Path, built, weights, listed, seed, split, views, source_entr
                  + ("bounding-box diagonal 1" if normalisation == "diagonal" else "longest side 1")
                  + ") rotated by CANONICAL_TO_RENDER",
         "normalisation": normalisation,
-        "pose": "(azimuth, elevation) radians, baseline camera (model.camera, baseline §5.1)"
+        "pose": "(azimuth, elevation) radians, baseline camera (geometry.camera, baseline §5.1)"
                 + (" as drawn by data.render.sample_views" if source_kind != "baseline_layout"
                    else "; DRC's view.txt angles (baseline §2.5, §15)"),
         "seed": seed, **source_entries, "split_rule": split, "splits": index_splits,
@@ -550,10 +578,8 @@ def _summary(tasks, built, skipped, missing, examples, out_dir: Path, seconds: f
             "seconds": seconds, "out_dir": str(out_dir), "line": line}
 
 
-def _define_flags():
+def define_flags() -> None:
     """The CLI's flags (defined only when run as a program, so importing this module defines none)."""
-    from absl import flags
-
     flags.DEFINE_string("source", None, "'builtin', 'procedural' (generated cars and chairs, a development "
                         "and test source: data.procedural), a ShapeNetCore v1 root "
                         "(<synset>/<model>/model.obj) or a folder of meshes (one category per sub-folder, or "
@@ -592,8 +618,6 @@ def _define_flags():
 
 def main(argv) -> int:
     """CLI entry point: builds, prints every skipped model and the summary line; 1 if nothing built."""
-    from absl import app, flags
-
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
@@ -614,7 +638,5 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-    from absl import app
-
-    _define_flags()
+    define_flags()
     app.run(main)

@@ -3,7 +3,7 @@
 Shape legend: B batch, H = W image size, M examples of a split, R rows of a neighbour list, K neighbours
 per row, A anchors of the list present in the data set, Q ranks drawn from (Q = min(ranks, K)).
 
-A neighbour list (``losses.neighbours.load_knn_list``: the baseline's ``knn_list_<synset>.npy`` or one
+A neighbour list (``data.knn_list.load_knn_list``: the baseline's ``knn_list_<synset>.npy`` or one
 written here) names, per anchor image ``"<model>_<view>"``, its nearest images, nearest first. Training
 with it (``train.py --knn_list``) pairs every example with one of its listed neighbours:
 
@@ -19,24 +19,19 @@ with it (``train.py --knn_list``) pairs every example with one of its listed nei
 
 Every neighbour that can be drawn must be an example of the same split, else a ValueError names them.
 
-The CLI computes a list from a trained run (the baseline's lists came from an OURS-CC model's ``enc_feat``,
-§2.7)::
-
-    python -m data.neighbours --exp=runs/cc --data_dir=DIR --split=train --categ=chair --k=5 \\
-        --out=knn_list_chair.npy
-
-Neighbours there are images of OTHER models (§6: "a neighbour image of a different model"), the other
-views of the anchor's own model are skipped.
+Lists computed from a trained run (the baseline's lists came from an OURS-CC model's ``enc_feat``, §2.7;
+the driver ``make_knn_list.py`` embeds the images) name images of OTHER models
+(:func:`knn_table_other_models`; §6: "a neighbour image of a different model"): the other views of the
+anchor's own model are skipped.
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from data import tfrecords
-from losses.neighbours import embed_images, knn_from_embeddings, load_knn_list, make_key, save_knn_list
+from data.knn_list import knn_from_embeddings, load_knn_list, make_key
 
 #: Neighbour ranks the baseline drew from: random.sample(range(1, 6), 4) (baseline §2.7, k_range = 6).
 BASELINE_RANKS = 5
@@ -205,7 +200,7 @@ def knn_table_other_models(split: SplitImages, embeddings: np.ndarray, k: int,
         split: the images the embeddings belong to.
         embeddings: float ``[M, D]``, row i of ``split.keys[i]``.
         k: neighbours per anchor.
-        metric: ``losses.neighbours.knn_from_embeddings`` metric.
+        metric: ``data.knn_list.knn_from_embeddings`` metric.
 
     Returns:
         str ``[M, 1 + k]``: every key followed by its k nearest keys of other models, nearest first.
@@ -219,66 +214,3 @@ def knn_table_other_models(split: SplitImages, embeddings: np.ndarray, k: int,
     other = split.model_ids[idx] != split.model_ids[:, None]
     picked = np.stack([row[keep][:k] for row, keep in zip(idx, other)])
     return np.concatenate([split.keys[:, None], split.keys[picked]], axis=1)
-
-
-def write_knn_list(exp_dir, data_dir, split: str, k: int, out, categories=None, metric: str = "cosine",
-                   step: int | None = None) -> np.ndarray:
-    """Embed a split with a trained run's recon net (``enc_feat``, §2.7) and save its neighbour list.
-
-    Args:
-        exp_dir: run directory of train.py (``model.trainer.load_for_inference``).
-        data_dir, split, categories: the images to list (anchors and neighbours alike).
-        k: neighbours per anchor.
-        out: the .npy file written (baseline byte-string layout, ``losses.neighbours.save_knn_list``).
-        metric: "cosine" or "l2".
-        step: checkpoint step; None for the newest.
-
-    Returns:
-        The table written, str ``[M, 1 + k]``.
-    """
-    from model.trainer import load_for_inference
-
-    recon_net, _, config = load_for_inference(exp_dir, step)
-    images = load_split(data_dir, split, categories)
-    if images.images.shape[1] != config["H"]:
-        raise ValueError(f"data/neighbours.py: {data_dir} holds {images.images.shape[1]} px images, the run "
-                         f"{exp_dir} was trained on {config['H']} px")
-    table = knn_table_other_models(images, embed_images(recon_net, images.images.astype(np.float32) / 255.0),
-                                   k, metric)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    save_knn_list(out, table)
-    return table
-
-
-def _define_flags():
-    """The CLI's flags (defined only when run as a program, so importing this module defines none)."""
-    from absl import flags
-
-    flags.DEFINE_string("exp", None, "Run directory of train.py whose recon net embeds the images.")
-    flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).")
-    flags.DEFINE_string("data_dir", None, "Data set built by `python -m data.build`.")
-    flags.DEFINE_string("split", "train", "Split to list (the baseline's lists: train).")
-    flags.DEFINE_list("categ", None, "Categories to list (comma-separated); default: every one.")
-    flags.DEFINE_integer("k", BASELINE_RANKS, "Neighbours per anchor.", lower_bound=1)
-    flags.DEFINE_enum("metric", "cosine", ["cosine", "l2"], "Distance between embeddings.")
-    flags.DEFINE_string("out", None, "Output .npy (e.g. knn_list_chair.npy).")
-    flags.mark_flags_as_required(["exp", "data_dir", "out"])
-
-
-def main(argv) -> None:
-    """CLI entry point: writes the list and prints its shape and first row."""
-    from absl import app, flags
-
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    f = flags.FLAGS
-    table = write_knn_list(f.exp, f.data_dir, f.split, f.k, f.out, f.categ, f.metric, f.step)
-    print(f"wrote {f.out}: {table.shape[0]} anchors x {table.shape[1] - 1} neighbours; "
-          f"first row {table[0].tolist()}")
-
-
-if __name__ == "__main__":
-    from absl import app
-
-    _define_flags()
-    app.run(main)

@@ -1,9 +1,9 @@
 """Headless renders of a mesh through the baseline camera: shaded RGB, binary mask, random poses.
 
 Shapes: H = W = image_size; V views. Meshes come in the RENDER frame (data.meshes), so that projecting a
-render-frame point cloud with `model.camera.project` at the same pose lands on the rendered mask.
+render-frame point cloud with `geometry.camera.project` at the same pose lands on the rendered mask.
 
-Camera: the exact inverse of model.camera (baseline §5.1-5.2). A camera point is `p_cam = R p - (0, 0, d)`
+Camera: the exact inverse of geometry.camera (baseline §5.1-5.2). A camera point is `p_cam = R p - (0, 0, d)`
 with `R = R_el(el) R_az(az)` and d = 2, and pixel (i, j) has its centre at u = i (row, from x) and
 v = j (column, from y), with `u = c + f x / |z|`, `v = c + f y / |z|` (f = 120, c = 32 at 64 px, both
 scaled by image_size / 64). A ray through image point (u, v) therefore leaves the camera centre
@@ -33,7 +33,7 @@ data set as it does across ShapeNet's textured models.
 
 Why ray casting with trimesh + embreex (Embree BVH) rather than OpenGL: no GL library and no apt
 package, safe inside a process that imported TensorFlow 2.21 (Mesa-based renderers segfault there; this
-module imports TensorFlow itself, through model.camera) and in forked workers (docs: rendering-notes).
+module imports TensorFlow itself, through geometry.camera) and in forked workers (docs: rendering-notes).
 Measured with `python -m bench.bench_render --source <repo>/../shared/data/realmeshes` (80 meshes,
 108-124k faces, one process on a shared 2-core machine, OPENBLAS_NUM_THREADS=1): 16.7 / 16.1 / 14.7 ms
 per view at 64 / 128 / 224 px with the default sampling (3.0 / 6.4 / 15.1 ms with one ray per pixel),
@@ -52,7 +52,7 @@ import tensorflow as tf
 import trimesh
 from trimesh.ray import ray_pyembree
 
-from model import camera
+from geometry import camera
 
 AMBIENT = 0.3  # share of the albedo seen on surfaces edge-on to the headlight
 DIFFUSE = 1.0 - AMBIENT  # Lambertian share: a surface facing the camera shows its albedo
@@ -99,7 +99,7 @@ class Renderer:
         """Precomputes the camera-frame rays: supersample^2 per pixel, on a regular sub-pixel grid.
 
         Args:
-            image_size: H = W in pixels (intrinsics scaled by image_size / 64, model.camera.intrinsics).
+            image_size: H = W in pixels (intrinsics scaled by image_size / 64, geometry.camera.intrinsics).
             supersample: s, rays per pixel side; s = 1 casts one ray through each pixel centre. Default
                 ceil(224 / image_size): at least DRC's sampling density (module docstring).
         """

@@ -19,7 +19,7 @@ a mesh (see `data.build`): images uint8 [V, H, W, 3], masks uint8 [V, H, W] in {
   (area) filtering when its size differs (DRC writes 224 px, baseline §2.1).
 * mask: ``mask_<v>.png`` as grey, box-resized when needed, then binarised at half range (>= 128 → 255).
 * pose: the first two numbers of line v of ``view.txt``, degrees → radians (baseline §2.5). They are
-  DRC's angles; whether they match `model.camera`'s convention is baseline §15's open question.
+  DRC's angles; whether they match `geometry.camera`'s convention is baseline §15's open question.
 * clouds: moved into the project's frames like a mesh: each cloud is centred on its bounding box and
   scaled to a bounding-box diagonal of 1 (`data.meshes.normalise`, ShapeNet v1 being y up), then
   `data.meshes.to_render_frame`.

@@ -21,7 +21,7 @@ Features of one Example (`FEATURES`, plus one float list per ground-truth type p
   N by farthest point sampling (baseline §2.6), row-major [N, 3].
 * ``gt_area``    float32 [N * 3], the study's area-based ground truth (baseline §11.2), row-major [N, 3].
 
-Clouds are stored in the render frame of `data.meshes` (so that `model.camera.project(gt, pose)` lands
+Clouds are stored in the render frame of `data.meshes` (so that `geometry.camera.project(gt, pose)` lands
 on the mask for data built from meshes).
 
 Files of a data directory: ``<split>-<i>-of-<n>.tfrecord`` (i counted from 0) and ``index.json`` (see
@@ -42,7 +42,9 @@ from PIL import Image
 
 INDEX_NAME = "index.json"
 INDEX_FORMAT_VERSION = 1
-GT_TYPES = ("gt_uniform", "gt_area")
+#: Ground-truth clouds an Example may hold: the --gt_type name of each sampling pipeline (the baseline's
+#: "uniform", §2.6; the study's "area", §11.2) -> the Example feature that stores its cloud.
+GT_FEATURES = {"uniform": "gt_uniform", "area": "gt_area"}
 
 FEATURES = {
     "model_id": tf.io.FixedLenFeature([], tf.string),
@@ -69,8 +71,8 @@ def feature_spec(n_points: int, gt_types: Iterable[str]) -> dict:
     """
     spec = dict(FEATURES)
     for gt in gt_types:
-        if gt not in GT_TYPES:
-            raise ValueError(f"unknown ground-truth type {gt!r}; known: {GT_TYPES}")
+        if gt not in GT_FEATURES.values():
+            raise ValueError(f"unknown ground-truth feature {gt!r}; known: {tuple(GT_FEATURES.values())}")
         spec[gt] = tf.io.FixedLenFeature([n_points * 3], tf.float32)
     return spec
 
@@ -114,7 +116,7 @@ def serialize_example(example: Mapping) -> bytes:
         "mask": _bytes_feature(_png(np.where(mask > 0, 255, 0).astype(np.uint8))),
         "pose": _float_feature(pose),
     }
-    for gt in GT_TYPES:
+    for gt in GT_FEATURES.values():
         if gt in example:
             cloud = np.asarray(example[gt], np.float32)
             if cloud.ndim != 2 or cloud.shape[1] != 3:
@@ -198,6 +200,20 @@ def read_index(data_dir) -> dict:
         raise ValueError(f"{path}: unsupported index (format_version {index.get('format_version')}, "
                          f"expected {INDEX_FORMAT_VERSION}; missing keys {missing})")
     return index
+
+
+def parse_categories(spec: str) -> list[str] | None:
+    """Category names from ``"car"``, ``"car,chair"`` or ``"all"`` (None: every category of a data set).
+
+    Raises:
+        ValueError: no category named.
+    """
+    if spec.strip() == "all":
+        return None
+    names = [c.strip() for c in spec.split(",") if c.strip()]
+    if not names:
+        raise ValueError("the category list is empty; give a category name, a comma-separated list or 'all'")
+    return names
 
 
 def num_examples(index: Mapping, split: str, categories: Iterable[str] | None = None) -> int:

@@ -14,7 +14,7 @@ the plain baseline, and is not trained twice. The preset only sets the sizes (it
 fit's steps) and the data.
 
 Each run trains with train.py (a subprocess, so every run gets fresh flags) into `<out>/runs/<name>`, is then
-evaluated by eval.py's protocol against both GT types, and the runner writes:
+evaluated with the baseline's protocol (`evaluation.run`) against both GT types, and the runner writes:
   <out>/table3.md      one combined table (model, Chamfer, Fwd, Bwd, iterations, GT type) + the references
   <out>/results.json   every run's metrics.json content
   <out>/losses_<category>.png   the loss curves of every run of a category overlaid (report figures 2-5)
@@ -34,16 +34,19 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-import eval as evaluation
 from data import build
-from viz import loss_curves, sampling_figure
+from evaluation import report as eval_report
+from evaluation.protocol import Protocol
+from evaluation.run import EvalSettings, run_evaluation
+from losses import kro
+from viz import clouds, loss_curves, sampling_figure
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REALMESHES = REPO_ROOT.parent / "shared" / "data" / "realmeshes"
 
 PRESETS_DIR = REPO_ROOT / "presets"
 SKIPPED_STEPS = "skipped_steps"  # column of losses.csv counting the steps skipped as non-finite
-VARIANTS = {  # name of presets/study_<category>_<name>.flags -> label in the table
+GRID_VARIANTS = {  # name of presets/study_<category>_<name>.flags -> label in the table
     "pseudo_gt": "baseline (KRO off, pseudo GT)",
     "kro_pseudo_gt": "KRO, pseudo GT",
     "area_gt": "area-based GT",
@@ -82,11 +85,8 @@ def prepare_data(preset: Preset, out: Path, data_dir: str | None) -> Path:
         return Path(data_dir)
     if preset.data == "given":
         raise app.UsageError("this preset needs --data_dir (a data set built with python -m data.build)")
-    target = out / "data"
-    if not (target / "index.json").is_file():
-        source = "builtin" if preset.data == "builtin" else str(REALMESHES)
-        print(build.build_dataset(source=source, out_dir=target, views=preset.views, image_size=64)["line"])
-    return target
+    source = "builtin" if preset.data == "builtin" else str(REALMESHES)
+    return build.ensure_dataset(out / "data", source=source, views=preset.views, image_size=64)
 
 
 def train(run_dir: Path, category: str, variant: str, iterations: int, preset: Preset, data_dir: Path,
@@ -105,10 +105,10 @@ def train(run_dir: Path, category: str, variant: str, iterations: int, preset: P
 
 
 def train_and_evaluate(run_dir: Path, category: str, variant: str, preset: Preset, data: Path,
-                       protocol, kro_variant: str | None, seed: int) -> dict | None:
+                       protocol: Protocol, kro_variant: str | None, seed: int) -> dict | None:
     """One cell of the grid: train, then evaluate against both GT types. None when nothing could be saved."""
     start = time.perf_counter()
-    label = VARIANTS[variant]
+    label = GRID_VARIANTS[variant]
     if not train(run_dir, category, variant, preset.iterations[category], preset, data, kro_variant, seed):
         label += " (training stopped early)"
         if not (run_dir / "checkpoints").is_dir():
@@ -117,24 +117,25 @@ def train_and_evaluate(run_dir: Path, category: str, variant: str, preset: Prese
     skipped = int(np.sum(loss_curves.read_losses(run_dir).get(SKIPPED_STEPS, 0))) if logged else 0
     if skipped:
         label += f" ({skipped} steps skipped: non-finite loss or gradient)"
-    report = evaluation.run_evaluation(run_dir, split="test", gt_types=("uniform", "area"), label=label,
-                                       protocol=protocol, progress=False)
+    evaluation = run_evaluation(run_dir, EvalSettings(split="test", gt_types=("uniform", "area"), label=label,
+                                                      progress=False), protocol)
+    clouds.evaluation_grid(evaluation, clouds.EVALUATION_MODELS)
     print(f"[reproduce] {run_dir.name} done in {time.perf_counter() - start:.0f} s", flush=True)
-    return report
+    return evaluation.report
 
 
 def run_grid(preset_name: str, out, data_dir: str | None = None, categories=("car", "chair"),
-             variants=tuple(VARIANTS), kro_variant: str | None = None, seed: int = 0) -> dict:
+             variants=tuple(GRID_VARIANTS), kro_variant: str | None = None, seed: int = 0) -> dict:
     """Trains and evaluates the grid; writes table3.md, results.json, the loss figures and table1.png.
 
     Returns:
-      {run name: eval report} (see eval.run_evaluation).
+      {run name: eval report} (the metrics.json content, see evaluation.run.run_evaluation).
     """
     preset = PRESETS[preset_name]
     out = Path(out)
     data = prepare_data(preset, out, data_dir)
     reports, rows, failures = {}, [], []
-    protocol = evaluation.Protocol(align_iters=preset.align_iters, seed=seed)
+    protocol = Protocol(align_iters=preset.align_iters, seed=seed)
     for category in categories:
         category_reports = []
         for variant in variants:
@@ -146,18 +147,18 @@ def run_grid(preset_name: str, out, data_dir: str | None = None, categories=("ca
                 continue
             reports[name] = report
             category_reports.append(report)
-            rows += evaluation.table_rows(report["results"], report["label"], report["step"], references=False)
+            rows += eval_report.table_rows(report["results"], report["label"], report["step"], references=False)
         if category_reports:
             # The references (sphere, mean training shape) depend on the category and the split only.
             first = category_reports[0]
-            rows += evaluation.table_rows(first["results"], first["label"], first["step"], model=False)
+            rows += eval_report.table_rows(first["results"], first["label"], first["step"], model=False)
             logged = [r for r in category_reports if (Path(r["exp"]) / loss_curves.LOSSES_CSV).is_file()]
             if logged:
                 loss_curves.plot_loss_curves([r["exp"] for r in logged], out / f"losses_{category}.png",
                                              labels=[r["label"] for r in logged])
-    gt_order = list(evaluation.GT_LABELS.values())
+    gt_order = list(eval_report.GT_LABELS.values())
     rows.sort(key=lambda r: (r[0].split()[0].rstrip(":"), gt_order.index(r[5])))  # as the report's table 3
-    table = evaluation.markdown_table(rows)
+    table = eval_report.markdown_table(rows)
     notes = "".join(f"\n- {f}" for f in failures)
     fit_splits = " / ".join(sorted({r["fit_split"] for r in reports.values()}))
     (out / "table3.md").write_text(f"Preset `{preset_name}`, evaluated on the test split (rotation fitted on "
@@ -176,13 +177,18 @@ def main(argv):
              tuple(f.variants), f.kro_variant, f.seed)
 
 
-if __name__ == "__main__":
+def define_flags() -> None:
+    """The CLI's flags."""
     flags.DEFINE_enum("preset", "smoke", list(PRESETS), "Sizes: smoke, small or full (see the module doc).")
     flags.DEFINE_string("out", "", "Output folder (default: runs/reproduce_<preset>).")
     flags.DEFINE_string("data_dir", "", "Data set to use instead of the preset's.")
     flags.DEFINE_list("categories", ["car", "chair"], "Categories of the grid.")
-    flags.DEFINE_list("variants", list(VARIANTS), f"Variants of the grid: {list(VARIANTS)}.")
-    flags.DEFINE_enum("kro_variant", None, ["faithful", "sound", "random_partition", "anchor_angle"],
-                      "KRO form of the KRO runs (default: the presets', i.e. the study's faithful form).")
+    flags.DEFINE_list("variants", list(GRID_VARIANTS), f"Variants of the grid: {list(GRID_VARIANTS)}.")
+    flags.DEFINE_enum("kro_variant", None, kro.VARIANTS, "KRO form of the KRO runs (default: the presets', i.e. "
+                      "the study's faithful form).")
     flags.DEFINE_integer("seed", 0, "Seed of every run.")
+
+
+if __name__ == "__main__":
+    define_flags()
     app.run(main)

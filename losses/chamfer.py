@@ -6,7 +6,7 @@ Definitions (the baseline's `tf_nndistance`, squared Euclidean distances):
     d_ab[k, i] = min_j |a[k, i] - b[k, j]|^2          i_ab[k, i] = the minimising j (lowest j on ties)
     fwd[k] = mean_i d_ab[k, i]   (a -> b)             bwd[k] = mean_j d_ba[k, j]   (b -> a)
     chamfer_loss = mean_k (fwd[k] + bwd[k])           (the CD of baseline §7.4)
-Evaluation (§10.3) uses fwd/bwd on bbox-normalised clouds, × 1000; that scaling lives in losses/metrics.py.
+Evaluation (§10.3) uses fwd/bwd on bbox-normalised clouds, × 1000; that scaling lives in evaluation/metrics.py.
 
 The nearest-neighbour search and the gradient are separate. A backend only returns the indices i_ab, i_ba,
 searched on stop-gradient inputs; nn_distance then gathers the partner points and recomputes the squared
@@ -14,7 +14,8 @@ distances in difference form in TensorFlow. The indices are piecewise constant, 
 of the Chamfer distance, it is the same for every backend, and its cost is a gather (no B x N x M tensor in the
 backward pass). Backends:
     "op"  the custom op `NnDistance` (losses/ops: C++ CPU kernel, CUDA kernel when built), float32 search;
-    "tf"  pure TensorFlow, chunked over query points so that memory stays O(B * chunk * M);
+    "tf"  pure TensorFlow (geometry.nearest, compiled with XLA), chunked over query points so that memory
+          stays O(B * chunk * M);
     "auto" the op when it loaded, else "tf" (the choice is logged once per process).
 """
 
@@ -23,13 +24,11 @@ import logging
 
 import tensorflow as tf
 
+from geometry import nearest
 from losses.ops import loader
 
 BACKENDS = ("op", "tf")
-
-# Upper bound on the entries of one [B, chunk, M] distance block of the "tf" backend (chamfer-notes pitfall 5:
-# GPU kernels fail on broadcasts above 2^31 elements; 2^23 entries = 32 MiB of float32 per block).
-MAX_CHUNK_ENTRIES = 2**23
+BACKEND_CHOICES = ("auto", *BACKENDS)  # what a caller may ask for: a backend, or "auto"
 
 _LOG = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ def _auto_backend() -> str:
         kernels = "CPU and CUDA kernels" if lib.cuda else "CPU kernel"
         _LOG.info("losses.chamfer: backend 'auto' uses the custom op NnDistance (%s)", kernels)
         return "op"
-    _LOG.info("losses.chamfer: backend 'auto' uses the pure-TF fallback: %s", lib.reason)
+    _LOG.info("losses.chamfer: backend 'auto' uses the pure-TF backend 'tf': %s", lib.reason)
     return "tf"
 
 
@@ -55,7 +54,7 @@ def _resolve(backend: str) -> str:
     if backend == "auto":
         return _auto_backend()
     if backend not in BACKENDS:
-        raise ValueError(f"losses.chamfer: unknown backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
+        raise ValueError(f"losses.chamfer: unknown backend {backend!r}; choose one of {', '.join(BACKEND_CHOICES)}")
     if backend == "op" and loader.load().module is None:
         raise RuntimeError(f"losses.chamfer: backend 'op' is unavailable: {loader.load().reason}")
     return backend
@@ -106,35 +105,9 @@ def _squared_distance(p: tf.Tensor, q: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.square(p - q), axis=-1)
 
 
-def _nearest_in_chunk(query: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
-    """query [B, c, 3], target [B, M, 3] -> int32 [B, c] nearest indices (lowest index on ties).
-
-    The [B, c, M] squared distances are summed coordinate by coordinate in difference form (a [B, c, M, 3]
-    tensor reduced over its last axis is several times slower, chamfer-notes pitfall 3).
-    """
-    d = tf.zeros([], query.dtype)
-    for axis in range(3):
-        d += tf.square(query[:, :, tf.newaxis, axis] - target[:, tf.newaxis, :, axis])
-    return tf.argmin(d, axis=-1, output_type=tf.int32)
-
-
-@tf.function(jit_compile=True, reduce_retracing=True)
-def _nearest_tf(query: tf.Tensor, target: tf.Tensor, max_entries: int = MAX_CHUNK_ENTRIES) -> tf.Tensor:
-    """Pure-TF nearest-neighbour indices: query [B, N, 3], target [B, M, 3] -> int32 [B, N].
-
-    Query points are searched in chunks of c = min(N, max(1, max_entries // (B * M))), one chunk per loop
-    iteration, so that memory stays O(B * c * M). Compiled with XLA: without it the element-wise passes and
-    tf.argmin over [B, c, M] run 5-10x slower on a CPU (measured); XLA compiles once per input shape.
-    """
-    shape_q, m = tf.shape(query), tf.shape(target)[1]
-    batch, n = shape_q[0], shape_q[1]
-    chunk = tf.minimum(n, tf.maximum(1, max_entries // (batch * m)))
-    n_chunks = (n + chunk - 1) // chunk
-    padded = tf.pad(query, [[0, 0], [0, n_chunks * chunk - n], [0, 0]])  # every chunk has c points
-    chunks = tf.transpose(tf.reshape(padded, [batch, n_chunks, chunk, 3]), [1, 0, 2, 3])  # [K, B, c, 3]
-    found = tf.map_fn(lambda q: _nearest_in_chunk(q, target), chunks,
-                      fn_output_signature=tf.int32)  # [K, B, c]
-    return tf.reshape(tf.transpose(found, [1, 0, 2]), [batch, n_chunks * chunk])[:, :n]
+# The "tf" backend's search: geometry.nearest compiled with XLA. Without XLA the element-wise passes and
+# tf.argmin over [B, c, M] run 5-10x slower on a CPU (measured); XLA compiles once per input shape.
+_nearest_xla = tf.function(nearest.nearest_index, jit_compile=True, reduce_retracing=True)
 
 
 def _search(a: tf.Tensor, b: tf.Tensor, backend: str) -> tuple[tf.Tensor, tf.Tensor]:
@@ -142,7 +115,8 @@ def _search(a: tf.Tensor, b: tf.Tensor, backend: str) -> tuple[tf.Tensor, tf.Ten
     a, b = tf.stop_gradient(a), tf.stop_gradient(b)
     if backend == "op":
         return loader.load().module.nn_distance(tf.cast(a, tf.float32), tf.cast(b, tf.float32))
-    return _nearest_tf(a, b), _nearest_tf(b, a)
+    a, b = tf.ensure_shape(a, [None, None, 3]), tf.ensure_shape(b, [None, None, 3])  # checked by _validate
+    return _nearest_xla(a, b), _nearest_xla(b, a)
 
 
 def nn_distance(a, b, backend: str = "auto"):

@@ -20,6 +20,9 @@ import tensorflow as tf
 
 from losses.chamfer import chamfer_loss
 
+CYCLE_MODES = ("init_model", "adj_model")  # geometric_cycle_loss modes (--_3d_loss_type)
+SYMMETRY_KINDS = ("main", "multi_mask")  # symmetry_loss kinds (--symmetry_kind)
+
 
 def geometric_cycle_loss(pcl_outs: list, mode: str = "init_model", include_last: bool = False,
                          backend: str = "auto") -> tf.Tensor:

@@ -1,4 +1,4 @@
-"""2D losses on rendered images and silhouettes (baseline §7.1–§7.3; SSL ``get_img_loss``).
+"""2D losses on rendered images and silhouettes (baseline §7.1–§7.3, §7.7; SSL ``get_img_loss``).
 
 Shape legend: B batch, H, W image rows and columns (H = W = 64 in the baseline), P = H·W pixels.
 Images are float ``[B, H, W, 3]`` in [0, 1]; masks float ``[B, H, W]`` in [0, 1] (GT masks binary,
@@ -12,10 +12,20 @@ Baseline quirks reproduced by default (each with its switch):
 * ``affinity_loss(form="closed")``: the baseline's "2D Chamfer" tiles both masks over the same axes, so
   its 4-D minimum collapses to per-pixel terms (§7.3); ``form="chamfer2d"`` is the distance-weighted 2D
   Chamfer the construction was meant to compute (the paper's intent).
+
+Nearest-neighbour mask consistency (OURS-NN, §7.7): the input image's cloud xyz0 is rendered at the pose the
+pose net predicts for a neighbour image (another model that looks alike, §6) and that render,
+``mask_out_2``, is compared with the neighbour's mask by the same mask and affinity terms as the main
+silhouette (:func:`neighbour_mask_loss`). The render is the training step's job (model/objective.py), the
+neighbour pairs come from data/neighbours.py.
 """
 
 import tensorflow as tf
 
+from geometry.nearest import chunked_argmin
+
+MASK_LOSS_KINDS = ("bce", "bce_prob")  # mask_loss kinds (--loss)
+AFFINITY_FORMS = ("closed", "chamfer2d")  # affinity_loss forms (--affinity_form)
 # Weight of a background pixel in the affinity minimum: the baseline's ``x + (1 - x) * 1e6`` (§7.3).
 AFFINITY_BACKGROUND_WEIGHT = 1e6
 # Epsilon of the baseline's probability BCE (§7.2).
@@ -115,6 +125,30 @@ def affinity_loss(mask: tf.Tensor, mask_pred: tf.Tensor,
     raise ValueError(f"losses.image.affinity_loss: unknown form {form!r} (expected closed or chamfer2d)")
 
 
+def neighbour_mask_loss(mask_2: tf.Tensor, mask_out_2: tf.Tensor, kind: str = "bce",
+                        affinity_form: str | None = None) -> dict:
+    """Mask terms between a neighbour's mask and xyz0 rendered at its predicted pose (baseline §7.7).
+
+    Args:
+        mask_2: float ``[B, H, W]`` the neighbour image's GT mask.
+        mask_out_2: float ``[B, H, W]`` soft silhouette of xyz0 at pose_net(image_2).
+        kind: mask loss kind (:func:`mask_loss`).
+        affinity_form: None (``--affinity_loss`` off: zero terms, as SSL) or an :func:`affinity_loss`
+            form.
+
+    Returns:
+        ``{"mask_2", "fwd_2", "bwd_2"}`` scalars (added to the recon loss with λ_ae_mask, λ_mask_fwd,
+        λ_mask_bwd only with ``--use_mult_proj``; the baseline's script does not pass it, §7.7).
+    """
+    terms = {"mask_2": mask_loss(mask_2, mask_out_2, kind=kind)}
+    if affinity_form is None:
+        zero = tf.zeros([], mask_out_2.dtype)
+        terms["fwd_2"], terms["bwd_2"] = zero, zero
+    else:
+        terms["fwd_2"], terms["bwd_2"] = affinity_loss(mask_2, mask_out_2, form=affinity_form)
+    return terms
+
+
 def _pixel_coords(height: int, width: int, dtype) -> tf.Tensor:
     """Row-major pixel coordinates (i, j) of an H×W grid, ``[P, 2]``."""
     ii, jj = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
@@ -131,27 +165,20 @@ def _weighted_chamfer_term(mass: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
     Returns:
         Scalar.
     """
-    shape = tf.shape(mass)
     height, width = mass.shape[1], mass.shape[2]
     n_pix = height * width
     coords = _pixel_coords(height, width, mass.dtype)                       # [P, 2]
     weight_flat = tf.reshape(weight, [-1, n_pix])                           # [B, P]
-    batch = mass.shape[0] or 1        # unknown batch: chunks sized for B = 1 (memory grows with B)
-    chunk = max(1, min(n_pix, _CHAMFER2D_CHUNK_ENTRIES // (batch * n_pix)))
-    n_chunks = -(-n_pix // chunk)
-    padded = tf.pad(coords, [[0, n_chunks * chunk - n_pix], [0, 0]])       # [n_chunks·chunk, 2]
-
-    def nearest(chunk_coords):                                              # [chunk, 2] -> [B, chunk]
-        # per-axis squares: ~3x faster than tf.norm over a size-2 axis on CPU
-        d2 = (tf.square(chunk_coords[:, None, 0] - coords[None, :, 0])
-              + tf.square(chunk_coords[:, None, 1] - coords[None, :, 1]))  # [chunk, P]
-        return tf.argmin(weight_stop[:, None, :] * (tf.sqrt(d2) + 1.0)[None], axis=-1,
-                         output_type=tf.int32)
-
     weight_stop = tf.stop_gradient(weight_flat)                             # search only, no gradient
-    idx = tf.map_fn(nearest, tf.reshape(padded, [n_chunks, chunk, 2]),
-                    fn_output_signature=tf.TensorSpec([None, chunk], tf.int32))   # [n_chunks, B, chunk]
-    idx = tf.reshape(tf.transpose(idx, [1, 0, 2]), [shape[0], -1])[:, :n_pix]      # [B, P]
+
+    def cost(query):                                                        # [B, c, 2] -> [B, c, P]
+        # per-axis squares: ~3x faster than tf.norm over a size-2 axis on CPU
+        d2 = (tf.square(query[:, :, None, 0] - coords[None, None, :, 0])
+              + tf.square(query[:, :, None, 1] - coords[None, None, :, 1]))
+        return weight_stop[:, None, :] * (tf.sqrt(d2) + 1.0)
+
+    queries = tf.broadcast_to(coords, [tf.shape(weight_flat)[0], n_pix, 2])  # every pixel p of every b
+    idx = chunked_argmin(cost, queries, n_pix, _CHAMFER2D_CHUNK_ENTRIES)   # [B, P]
     nearest_coords = tf.gather(coords, idx)                                 # [B, P, 2]
     dist = tf.norm(coords[None] - nearest_coords, axis=-1) + 1.0            # [B, P], constant
     per_pixel = tf.gather(weight_flat, idx, batch_dims=1) * dist            # [B, P]

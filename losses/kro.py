@@ -36,11 +36,16 @@ the clouds through the gathered anchor / centre points (the nearest-point search
 without gradient) and, for the normalised variants, through the bounding box.
 """
 
+import dataclasses
 import math
 
 import tensorflow as tf
 
+from geometry.nearest import nearest_index
+from geometry.safe_ops import safe_divide, safe_norm
+
 VARIANTS = ("faithful", "sound", "random_partition", "anchor_angle")
+CELL_PENALTIES = ("abs", "squared")
 
 
 def sample_k(max_k: int, min_k: int = 1, generator: tf.random.Generator | None = None,
@@ -69,38 +74,6 @@ def sample_k(max_k: int, min_k: int = 1, generator: tf.random.Generator | None =
         u = generator.uniform([], float(min_k), float(max_k), dtype=tf.float32)
         return tf.cast(tf.round(u), tf.int32)
     return generator.uniform([], min_k, max_k + 1, dtype=tf.int32)
-
-
-def _safe_norm(v: tf.Tensor, axis: int = -1) -> tf.Tensor:
-    """Euclidean norm with a zero (not NaN) gradient at the zero vector."""
-    sq = tf.reduce_sum(tf.square(v), axis=axis)
-    positive = sq > 0
-    return tf.where(positive, tf.sqrt(tf.where(positive, sq, tf.ones_like(sq))), tf.zeros_like(sq))
-
-
-def _safe_divide(num: tf.Tensor, den: tf.Tensor) -> tf.Tensor:
-    """num / den where den > 0, else 0; finite gradients everywhere."""
-    positive = den > 0
-    return tf.where(positive, num / tf.where(positive, den, tf.ones_like(den)), tf.zeros_like(num))
-
-
-def _nearest_index(points: tf.Tensor, targets: tf.Tensor, allowed: tf.Tensor | None = None) -> tf.Tensor:
-    """Index of the point nearest to each target, searched without gradient.
-
-    Args:
-        points: float ``[B, N, 3]``.
-        targets: float ``[B, T, 3]``.
-        allowed: optional bool ``[B, N, T]``: only these (point, target) pairs may be chosen.
-
-    Returns:
-        int32 ``[B, T]`` (lowest index on ties; 0 where no point is allowed).
-    """
-    points, targets = tf.stop_gradient(points), tf.stop_gradient(targets)
-    # per-axis squares: faster on CPU than reducing a [B, N, T, 3] difference tensor
-    d2 = tf.add_n([tf.square(points[:, :, None, i] - targets[:, None, :, i]) for i in range(3)])  # [B, N, T]
-    if allowed is not None:
-        d2 = tf.where(allowed, d2, tf.fill(tf.shape(d2), tf.constant(math.inf, d2.dtype)))
-    return tf.argmin(d2, axis=1, output_type=tf.int32)
 
 
 class _Partition:
@@ -146,7 +119,7 @@ class _Partition:
 
     def cell_of(self, points: tf.Tensor, lo: tf.Tensor, hi: tf.Tensor) -> tf.Tensor:
         """Cell index m of every point, int32 ``[B, N]`` (a zero-extent axis puts all in segment 0)."""
-        frac = _safe_divide(points - lo[:, None, :], tf.broadcast_to((hi - lo)[:, None, :], tf.shape(points)))
+        frac = safe_divide(points - lo[:, None, :], tf.broadcast_to((hi - lo)[:, None, :], tf.shape(points)))
         seg = tf.reduce_sum(tf.cast(frac[..., None] >= self.cuts[:, None, :, :], tf.int32), axis=-1)
         k = self.max_k
         return seg[..., 0] * k * k + seg[..., 1] * k + seg[..., 2]
@@ -169,19 +142,19 @@ def _cloud_anchors(points: tf.Tensor, partition: _Partition, in_cell: bool):
     centres = partition.cell_centres(lo, hi)                                     # [B, C, 3]
     n_cells = partition.max_k ** 3
     if in_cell:
-        inside = tf.equal(partition.cell_of(points, lo, hi)[:, :, None], tf.range(n_cells)[None, None, :])
-        occupied = tf.reduce_any(inside, axis=1)                                 # [B, C]
-        anchor_idx = _nearest_index(points, centres, inside)
+        inside = tf.equal(tf.range(n_cells)[None, :, None], partition.cell_of(points, lo, hi)[:, None, :])
+        occupied = tf.reduce_any(inside, axis=2)                                 # [B, C]
+        anchor_idx = nearest_index(centres, points, inside)                      # inside: [B, C, N]
     else:
         occupied = tf.ones([tf.shape(points)[0], n_cells], tf.bool)
-        anchor_idx = _nearest_index(points, centres)
+        anchor_idx = nearest_index(centres, points)
     anchors = tf.gather(points, anchor_idx, batch_dims=1)                        # [B, C, 3]
-    centre_idx = _nearest_index(points, ((lo + hi) / 2.0)[:, None, :])[:, 0]     # [B]
+    centre_idx = nearest_index(((lo + hi) / 2.0)[:, None, :], points)[:, 0]      # [B]
     centre_point = tf.gather(points, centre_idx, batch_dims=1)                   # [B, 3]
-    return anchors, centre_point, occupied, _safe_norm(hi - lo)
+    return anchors, centre_point, occupied, safe_norm(hi - lo)
 
 
-def _faithful(gt, pred, partition: _Partition, squared: bool, safe_norm: bool) -> tf.Tensor:
+def _faithful(gt, pred, partition: _Partition, squared: bool, safe: bool) -> tf.Tensor:
     """mean_b[s(gt) − s(pred)], s = Σ over the k³ cells of ‖a_m − o‖ (or its square)."""
     def score(points):
         anchors, centre, _, _ = _cloud_anchors(points, partition, in_cell=False)
@@ -189,8 +162,8 @@ def _faithful(gt, pred, partition: _Partition, squared: bool, safe_norm: bool) -
         vec = tf.where(valid, anchors - centre[:, None, :], tf.ones_like(anchors))   # unused cells: ≠ 0
         if squared:
             dist = tf.reduce_sum(tf.square(vec), axis=-1)
-        elif safe_norm:
-            dist = _safe_norm(vec)
+        elif safe:
+            dist = safe_norm(vec)
         else:
             dist = tf.norm(vec, axis=-1)                                          # FORK's tf.norm
         return tf.reduce_sum(dist * tf.cast(partition.cell_valid, dist.dtype), axis=-1)   # [B]
@@ -204,7 +177,7 @@ def _axis_angles(vec: tf.Tensor) -> tf.Tensor:
     angles = []
     for axis in range(3):
         others = tf.concat([v[..., :axis], v[..., axis + 1:]], axis=-1)
-        angles.append(tf.atan2(_safe_norm(others), v[..., axis]))
+        angles.append(tf.atan2(safe_norm(others), v[..., axis]))
     return tf.where(nonzero, tf.stack(angles, axis=-1), tf.zeros_like(vec))
 
 
@@ -214,19 +187,20 @@ def _sound(gt, pred, partition: _Partition, cell_penalty: str, angle_weight: flo
     pr_anchors, pr_centre, pr_occ, pr_diag = _cloud_anchors(pred, partition, in_cell=True)
     gt_vec = gt_anchors - gt_centre[:, None, :]
     pr_vec = pr_anchors - pr_centre[:, None, :]
-    diff = (_safe_divide(_safe_norm(gt_vec), gt_diag[:, None])
-            - _safe_divide(_safe_norm(pr_vec), pr_diag[:, None]))               # [B, C]
+    diff = (safe_divide(safe_norm(gt_vec), gt_diag[:, None])
+            - safe_divide(safe_norm(pr_vec), pr_diag[:, None]))               # [B, C]
     if cell_penalty == "abs":
         per_cell = tf.abs(diff)
     elif cell_penalty == "squared":
         per_cell = tf.square(diff)
     else:
-        raise ValueError(f"losses.kro.kro_loss: unknown cell_penalty {cell_penalty!r} (expected abs or squared)")
+        raise ValueError(f"losses.kro.kro_loss: unknown cell_penalty {cell_penalty!r} (expected one of "
+                         f"{CELL_PENALTIES})")
     if angle_weight is not None:
         angle_gap = tf.abs(_axis_angles(gt_vec) - _axis_angles(pr_vec))       # [B, C, 3]
         per_cell = per_cell + angle_weight * tf.reduce_mean(angle_gap, axis=-1) / math.pi
     mask = tf.cast(gt_occ & pr_occ & partition.cell_valid[None, :], per_cell.dtype)
-    per_cloud = _safe_divide(tf.reduce_sum(per_cell * mask, axis=-1), tf.reduce_sum(mask, axis=-1))
+    per_cloud = safe_divide(tf.reduce_sum(per_cell * mask, axis=-1), tf.reduce_sum(mask, axis=-1))
     return tf.reduce_mean(per_cloud)
 
 
@@ -289,3 +263,54 @@ def kro_loss(gt: tf.Tensor, pred: tf.Tensor, k, variant: str = "faithful", seed=
         return _faithful(gt, pred, partition, squared, safe_norm)
     return _sound(gt, pred, partition, cell_penalty,
                   angle_weight if variant == "anchor_angle" else None)
+
+
+@dataclasses.dataclass(frozen=True)
+class KroConfig:
+    """The KRO loss of one training run (``--k_random_octant_loss``, ``--lambda_kro``, ``--min_k``, ``--max_k``
+    and the ``--kro_*`` flags), passed whole from the run's configuration to the step.
+
+    Attributes:
+        enabled: add the loss to the recon loss.
+        weight: its weight there.
+        min_k, max_k: k is drawn in [min_k, max_k] every step (:func:`sample_k`); max_k is the static grid side.
+        variant: one of VARIANTS (:func:`kro_loss`).
+        round_k: draw k = round(U(min_k, max_k)) like the fork (ends half as likely).
+        squared: faithful: squared anchor distances (the report's formula).
+        safe_norm: faithful: no NaN gradient where an anchor is the centre point.
+        cell_penalty: sound variants: one of CELL_PENALTIES per-cell difference.
+        angle_weight: anchor_angle: weight of the angle regulariser.
+    """
+
+    enabled: bool = False
+    weight: float = 1.0
+    min_k: int = 1
+    max_k: int = 4
+    variant: str = "faithful"
+    round_k: bool = False
+    squared: bool = False
+    safe_norm: bool = False
+    cell_penalty: str = "abs"
+    angle_weight: float = 1.0
+
+    def __post_init__(self):
+        for name, allowed in (("variant", VARIANTS), ("cell_penalty", CELL_PENALTIES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"KroConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if not 1 <= self.min_k <= self.max_k:
+            raise ValueError(f"KRO needs 1 <= min_k <= max_k, got min_k={self.min_k}, max_k={self.max_k}")
+
+    @property
+    def needs_seed(self) -> bool:
+        """The variant draws random cuts (random_partition): the step passes it a stateless seed."""
+        return self.variant == "random_partition"
+
+    def draw_k(self, generator: tf.random.Generator) -> tf.Tensor:
+        """This step's k, an int32 scalar tensor (:func:`sample_k`)."""
+        return sample_k(self.max_k, min_k=self.min_k, generator=generator, round_continuous=self.round_k)
+
+    def loss(self, gt: tf.Tensor, pred: tf.Tensor, k: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """:func:`kro_loss` with this configuration (``seed`` is used only when :attr:`needs_seed`)."""
+        return kro_loss(gt, pred, k, variant=self.variant, max_k=self.max_k,
+                        seed=seed if self.needs_seed else None, squared=self.squared, safe_norm=self.safe_norm,
+                        cell_penalty=self.cell_penalty, angle_weight=self.angle_weight)

@@ -1,9 +1,10 @@
-"""The run directory's checkpoints and flag files (the contract read by eval.py and predict.py).
+"""The run directory's checkpoints and flag files.
 
 Layout of ``<exp>`` (baseline §8, with the names of this project):
 
     flags.txt        absl flagfile of every flag of the run (``--flagfile=<exp>/flags.txt`` restores them)
-    flags.json       the same as a JSON object
+    flags.json       the same as a JSON object (read only to convert a run from before config.json)
+    config.json      the run's resolved configuration, what every loader reads (model/run_config.py)
     checkpoints/     ``ckpt-<step>`` of tf.train.Checkpoint(recon_net, pose_net, optim_recon, optim_pose,
                      step, rng); <step> = number of completed training steps
 

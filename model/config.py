@@ -1,20 +1,19 @@
 """Explicit configuration of the training step (built from the flags by common_flags.py).
 
 Field names follow the baseline's flags (baseline §9) in snake case; the study's additions and the
-switches to the corrected forms of the baseline's quirks (§7, §13.6) are documented per field.
+switches to the corrected forms of the baseline's quirks (§7, §13.6) are documented per field. The
+allowed values of every choice are the constants of the modules that implement them.
 """
 
 import dataclasses
 
-MASK_LOSSES = ("bce", "bce_prob")
-AFFINITY_FORMS = ("closed", "chamfer2d")
-CYCLE_MODES = ("init_model", "adj_model")
-SYMMETRY_KINDS = ("main", "multi_mask")
-KRO_VARIANTS = ("faithful", "sound", "random_partition", "anchor_angle")
-KRO_CELL_PENALTIES = ("abs", "squared")
-GT_TYPES = ("uniform", "area")
-PROJECTIONS = ("fast", "faithful")
-CHAMFER_BACKENDS = ("auto", "op", "tf")
+from data.tfrecords import GT_FEATURES
+from losses import chamfer, cycle, image
+from losses.kro import KroConfig
+from model import projection
+
+#: Ground-truth types, --gt_type values (the Example feature of each: data.tfrecords.GT_FEATURES).
+GT_TYPES = tuple(GT_FEATURES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +27,7 @@ class TrainConfig:
     n_points: int = 1024              # --N_PTS
     n_proj: int = 2                   # --N_PROJ: 1 at the predicted (or GT) pose + P−1 random (§6)
     bottleneck: int = 128             # --bottleneck (§3, §4)
-    sigma_sq: float = 0.4             # --sigma_sq (§5.3)
+    sigma_sq: float = projection.SIGMA_SQ  # --sigma_sq (§5.3)
     lr: float = 1e-6                  # --lr, both optimisers (§7.8)
     beta1: float = 0.9                # --beta1, both optimisers (§7.8)
     lambda_ae: float = 1.0            # §7.8 weights
@@ -51,16 +50,7 @@ class TrainConfig:
     weight_decay: bool = False        # apply the declared L2 terms (§3; inactive in the baseline)
     use_gt_pose: bool = False         # --use_gt_pose (§6)
     optimise_pose: bool = False       # --optimise_pose (§7.8)
-    kro: bool = False                 # --k_random_octant_loss (mission.md, §11.1)
-    lambda_kro: float = 1.0
-    min_k: int = 1
-    max_k: int = 4
-    kro_variant: str = "faithful"
-    kro_round_k: bool = False         # draw k = round(U(min_k, max_k)) like the fork (ends half as likely)
-    kro_squared: bool = False         # faithful: squared anchor distances (the report's formula)
-    kro_safe_norm: bool = False       # faithful: no NaN gradient where an anchor is the centre point
-    kro_cell_penalty: str = "abs"     # sound variants: "abs" or "squared" per-cell difference
-    kro_angle_weight: float = 1.0     # anchor_angle: weight of the angle regulariser
+    kro: KroConfig = dataclasses.field(default_factory=KroConfig)  # the study's KRO loss (mission.md, §11.1)
     use_gt_pcl: bool = False          # Chamfer to the GT cloud (mission.md)
     gt_type: str = "uniform"          # "uniform" (baseline GT) or "area" (the study's)
     lambda_gt: float = 1.0
@@ -72,17 +62,14 @@ class TrainConfig:
     max_nonfinite: int = 20           # consecutive skipped steps before training stops
 
     def __post_init__(self):
-        choices = {"mask_loss": MASK_LOSSES, "affinity_form": AFFINITY_FORMS, "cycle_mode": CYCLE_MODES,
-                   "symmetry_kind": SYMMETRY_KINDS, "kro_variant": KRO_VARIANTS,
-                   "kro_cell_penalty": KRO_CELL_PENALTIES, "gt_type": GT_TYPES,
-                   "projection": PROJECTIONS, "chamfer_backend": CHAMFER_BACKENDS}
+        choices = {"mask_loss": image.MASK_LOSS_KINDS, "affinity_form": image.AFFINITY_FORMS,
+                   "cycle_mode": cycle.CYCLE_MODES, "symmetry_kind": cycle.SYMMETRY_KINDS, "gt_type": GT_TYPES,
+                   "projection": projection.METHODS, "chamfer_backend": chamfer.BACKEND_CHOICES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.n_proj < 2:
             raise ValueError(f"N_PROJ must be >= 2 (1 predicted + at least 1 random pose), got {self.n_proj}")
-        if not 1 <= self.min_k <= self.max_k:
-            raise ValueError(f"KRO needs 1 <= min_k <= max_k, got min_k={self.min_k}, max_k={self.max_k}")
         if self.include_last_render and self.cycle_mode == "adj_model":
             raise ValueError("include_last_render applies to init_model only: adj_model (§7.4) already "
                              "uses the last render's reconstruction")
@@ -97,6 +84,6 @@ class TrainConfig:
         return self.optimise_pose and not self.use_gt_pose
 
     @property
-    def gt_key(self) -> str:
+    def gt_feature(self) -> str:
         """Key of the GT cloud in a batch (data/tfrecords.py)."""
-        return f"gt_{self.gt_type}"
+        return GT_FEATURES[self.gt_type]

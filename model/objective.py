@@ -15,9 +15,9 @@ import math
 
 import tensorflow as tf
 
-from losses import cycle, image, kro, supervision
-from losses.neighbours import neighbour_mask_loss
-from model import camera
+from geometry import camera
+from losses import cycle, image, supervision
+from losses.kro import KroConfig
 from model.projection import render, silhouette
 
 #: Azimuth range of the random poses, radians (baseline §7.9: U[−π, π)).
@@ -110,27 +110,20 @@ def forward(recon_net, pose_net, images: tf.Tensor, poses_random: tf.Tensor, pos
     return out
 
 
-def _kro_term(config, out: dict, gt: tf.Tensor | None, k: tf.Tensor, kro_seed: tf.Tensor) -> tf.Tensor:
-    """The study's KRO loss (mission.md; baseline §11.1), variant and options of ``config``.
+def _kro_term(kro_config: KroConfig, out: dict, gt: tf.Tensor | None, k: tf.Tensor, kro_seed: tf.Tensor,
+              include_last_render: bool) -> tf.Tensor:
+    """The study's KRO loss (mission.md; baseline §11.1), variant and options of ``kro_config``.
 
     Against the GT cloud when one is given (``--use_gt_pcl``): KRO(gt, xyz0). Otherwise the first
     reconstruction is the pseudo ground truth, as in the study's L_gcc: Σ_i KRO(xyz0, pcl_out[i]) over
     i = 1..P−1 (and P with ``include_last_render``), the re-reconstructions that init_model compares with
     xyz0; under adj_model too the reference stays the first reconstruction.
     """
-    c = config
-
-    def term(reference, pred):
-        return kro.kro_loss(reference, pred, k, variant=c.kro_variant, max_k=c.max_k,
-                            seed=kro_seed if c.kro_variant == "random_partition" else None,
-                            squared=c.kro_squared, safe_norm=c.kro_safe_norm,
-                            cell_penalty=c.kro_cell_penalty, angle_weight=c.kro_angle_weight)
-
     xyz = out["xyz"]
     if gt is not None:
-        return term(gt, xyz[0])
-    last = len(xyz) if c.include_last_render else len(xyz) - 1
-    return tf.add_n([term(xyz[0], xyz[i]) for i in range(1, last)])
+        return kro_config.loss(gt, xyz[0], k, kro_seed)
+    last = len(xyz) if include_last_render else len(xyz) - 1
+    return tf.add_n([kro_config.loss(xyz[0], xyz[i], k, kro_seed) for i in range(1, last)])
 
 
 def compute_losses(config, batch: dict, out: dict, k: tf.Tensor, kro_seed: tf.Tensor, wd_recon: tf.Tensor,
@@ -165,17 +158,17 @@ def compute_losses(config, batch: dict, out: dict, k: tf.Tensor, kro_seed: tf.Te
                                       backend=c.chamfer_backend)
     l_pose = cycle.pose_cycle_loss(out["poses"][:, 1:], out["pose_out"][:, 1:], wrap=c.pose_wrap)
     l_symm = cycle.symmetry_loss(out["xyz"][0], kind=c.symmetry_kind, backend=c.chamfer_backend)
-    gt = batch[c.gt_key] if c.use_gt_pcl else None
+    gt = batch[c.gt_feature] if c.use_gt_pcl else None
     l_gt = supervision.gt_loss(out["xyz"][0], gt, backend=c.chamfer_backend) if gt is not None else zero
-    l_kro = _kro_term(c, out, gt, k, kro_seed) if c.kro else zero
-    nn = (neighbour_mask_loss(batch["mask_2"], out["mask_out_2"], kind=c.mask_loss,
-                              affinity_form=c.affinity_form if c.affinity_loss else None)
+    l_kro = _kro_term(c.kro, out, gt, k, kro_seed, c.include_last_render) if c.kro.enabled else zero
+    nn = (image.neighbour_mask_loss(batch["mask_2"], out["mask_out_2"], kind=c.mask_loss,
+                                    affinity_form=c.affinity_form if c.affinity_loss else None)
           if c.neighbours else {"mask_2": zero, "fwd_2": zero, "bwd_2": zero})
 
     recon_loss = (c.lambda_ae * l_img + c.lambda_3d * l_3d + c.lambda_ae_mask * l_mask
                   + c.lambda_mask_fwd * l_fwd + c.lambda_mask_bwd * l_bwd
                   + (c.lambda_symm * l_symm if c.symmetry_loss else zero)
-                  + c.lambda_kro * l_kro + c.lambda_gt * l_gt + wd_recon
+                  + c.kro.weight * l_kro + c.lambda_gt * l_gt + wd_recon
                   + (c.lambda_ae_mask * nn["mask_2"] + c.lambda_mask_fwd * nn["fwd_2"]
                      + c.lambda_mask_bwd * nn["bwd_2"] if c.use_mult_proj else zero))
     pose_loss = c.lambda_ae_pose * l_img + c.lambda_pose * l_pose + c.lambda_mask_pose * l_mask + wd_pose

@@ -9,7 +9,7 @@ Baseline §5.3 (silhouette ``cont_proj``) and §5.4 (colour ``rgb_cont_proj``), 
     form up to float rounding (silhouette: plus a truncation error below ``SPLAT_TOLERANCE`` per point).
 
 Shape legend: B batch, N points, H = W = image_size.
-Conventions (model/camera.py, baseline §5.3): ``uvw[..., 0] = u`` is compared with the ROW index i,
+Conventions (geometry/camera.py, baseline §5.3): ``uvw[..., 0] = u`` is compared with the ROW index i,
 ``uvw[..., 1] = v`` with the COLUMN index j, pixel (i, j) is centred at (u, v) = (i, j); ``w`` is the
 positive depth. Depth plays no part in the silhouette (no occlusion); in the colour image it only sets the
 softmax weights of the points sharing a pixel's 3×3 well.
@@ -19,7 +19,8 @@ import math
 
 import tensorflow as tf
 
-from model import camera
+from geometry import camera
+from geometry.checks import check_image_size
 
 SIGMA_SQ = 0.4  # baseline §5.3: main.py passes --sigma_sq (default 0.4 px²)
 WELL_RADIUS = 1  # baseline §5.4: 3×3 well, boundary included
@@ -42,11 +43,6 @@ def _check_uvw(uvw, name: str) -> tf.Tensor:
     if uvw.shape.rank != 3 or uvw.shape[-1] != 3:
         raise ValueError(f"model/projection.py {name}: uvw must be [B, N, 3], got shape {uvw.shape}")
     return uvw
-
-
-def _check_image_size(image_size, name: str) -> None:
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0:
-        raise ValueError(f"model/projection.py {name}: image_size must be a positive int, got {image_size!r}")
 
 
 def _pixel_grid(image_size: int, dtype) -> tuple[tf.Tensor, tf.Tensor]:
@@ -148,7 +144,7 @@ def silhouette_faithful(uvw, image_size: int, sigma_sq: float = SIGMA_SQ) -> tf.
     ``M[b, i, j] = tanh(Σ_n exp(−(u_n − i)²/(2σ²)) · exp(−(v_n − j)²/(2σ²)))``.
 
     Args:
-        uvw: float tensor [B, N, 3] from :func:`model.camera.project` (w unused).
+        uvw: float tensor [B, N, 3] from :func:`geometry.camera.project` (w unused).
         image_size: H = W.
         sigma_sq: σ² in px².
 
@@ -156,7 +152,7 @@ def silhouette_faithful(uvw, image_size: int, sigma_sq: float = SIGMA_SQ) -> tf.
         Tensor [B, H, W] in [0, 1), dtype of uvw. Builds [B, N, H, W] intermediates.
     """
     uvw = _check_uvw(uvw, "silhouette_faithful")
-    _check_image_size(image_size, "silhouette_faithful")
+    check_image_size(image_size, "model/projection.py silhouette_faithful")
     rows, cols = _pixel_grid(image_size, uvw.dtype)
     u, v = uvw[..., 0, None, None], uvw[..., 1, None, None]  # [B, N, 1, 1]
     kernel_u = tf.exp(-tf.square(u - rows) / (2.0 * sigma_sq))  # [B, N, H, W]
@@ -180,7 +176,7 @@ def silhouette_fast(uvw, image_size: int, sigma_sq: float = SIGMA_SQ) -> tf.Tens
         Tensor [B, H, W] in [0, 1), dtype of uvw. Memory O(B·N·(2r+1)²).
     """
     uvw = _check_uvw(uvw, "silhouette_fast")
-    _check_image_size(image_size, "silhouette_fast")
+    check_image_size(image_size, "model/projection.py silhouette_fast")
     radius = splat_radius(sigma_sq)
     rows, du = _window(uvw[..., 0], radius)  # [B, N, K1], K1 = 2r + 1
     cols, dv = _window(uvw[..., 1], radius)
@@ -215,7 +211,7 @@ def colour_faithful(uvw, rgb, image_size: int, well_radius: int = WELL_RADIUS, b
         Tensor [B, H, W, 3], dtype of uvw. Builds [B, N, H, W] and [B, N, H, W, 3] intermediates.
     """
     uvw = _check_uvw(uvw, "colour_faithful")
-    _check_image_size(image_size, "colour_faithful")
+    check_image_size(image_size, "model/projection.py colour_faithful")
     rgb = tf.cast(rgb, uvw.dtype)
     rows, cols = _pixel_grid(image_size, uvw.dtype)
     u, v = uvw[..., 0, None, None], uvw[..., 1, None, None]  # [B, N, 1, 1]
@@ -254,7 +250,7 @@ def colour_fast(uvw, rgb, image_size: int, well_radius: int = WELL_RADIUS, beta:
         Tensor [B, H, W, 3], dtype of uvw. Memory O(B·N·(2·well_radius + 1)²).
     """
     uvw = _check_uvw(uvw, "colour_fast")
-    _check_image_size(image_size, "colour_fast")
+    check_image_size(image_size, "model/projection.py colour_fast")
     rgb = tf.cast(rgb, uvw.dtype)
     batch, n_points = tf.shape(uvw)[0], tf.shape(uvw)[1]
     rows, du = _window(uvw[..., 0], well_radius)  # [B, N, K1]

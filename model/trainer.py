@@ -32,12 +32,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from losses import kro
-from model import checkpointing
+from model import checkpointing, run_config
 from model.config import TrainConfig
 from model.objective import LOSS_NAMES, compute_losses, forward, random_poses
 from model.pose_net import build_pose_net
 from model.recon_net import build_recon_net
+from model.run_config import RunConfig
 from model.run_logging import RunLogger, save_samples
 
 #: Adam epsilon of the baseline (TF1 default, §7.8; Keras' default is 1e-7).
@@ -50,6 +50,10 @@ _NUMERICS_ERROR = re.compile(r"NaN|Inf")
 _STEP_KEYS = ("image", "mask", "pose")
 #: Keys the step also reads with nearest-neighbour data (data/neighbours.py, baseline §6).
 _NEIGHBOUR_KEYS = ("image_2", "mask_2")
+
+
+#: make_strategy modes (--distribute).
+STRATEGY_MODES = ("auto", "none")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -66,7 +70,7 @@ def make_strategy(mode: str = "auto") -> tf.distribute.Strategy:
     """
     if mode == "none":
         return tf.distribute.get_strategy()
-    if mode != "auto":
+    if mode not in STRATEGY_MODES:
         raise ValueError(f"distribution mode must be 'auto' or 'none', got {mode!r}")
     if os.environ.get("TF_CONFIG"):
         return tf.distribute.MultiWorkerMirroredStrategy()
@@ -140,7 +144,7 @@ class Trainer:
         Only the tensors the step reads are placed (image, mask, pose, and the GT cloud and the neighbour
         image and mask when used).
         """
-        keys = (_STEP_KEYS + ((self.config.gt_key,) if self.config.use_gt_pcl else ())
+        keys = (_STEP_KEYS + ((self.config.gt_feature,) if self.config.use_gt_pcl else ())
                 + (_NEIGHBOUR_KEYS if self.config.neighbours else ()))
         missing = [key for key in keys if key not in batch]
         if missing:
@@ -192,10 +196,8 @@ class Trainer:
     def _step(self, batch):
         c = self.config
         poses = random_poses(self.rng, self.global_batch_size, c.n_proj - 1)
-        k = (kro.sample_k(c.max_k, min_k=c.min_k, generator=self.rng, round_continuous=c.kro_round_k)
-             if c.kro else tf.zeros([], tf.int32))
-        kro_seed = (self.rng.make_seeds(1)[:, 0] if c.kro and c.kro_variant == "random_partition"
-                    else tf.zeros([2], tf.int64))
+        k = c.kro.draw_k(self.rng) if c.kro.enabled else tf.zeros([], tf.int32)
+        kro_seed = self.rng.make_seeds(1)[:, 0] if c.kro.enabled and c.kro.needs_seed else tf.zeros([2], tf.int64)
         losses, grads_recon, grads_pose, sample = self.strategy.run(self._replica_step,
                                                                     args=(batch, poses, k, kro_seed))
         total = lambda value: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)  # noqa: E731
@@ -349,7 +351,7 @@ def fit(trainer: Trainer, batches: Iterator[dict], loop: LoopConfig, manager: tf
         logger.close()
 
 
-def load_for_inference(exp_dir, step: int | None = None):
+def load_for_inference(exp_dir, step: int | None = None) -> tuple[keras.Model, keras.Model, RunConfig]:
     """The trained networks of a run, for evaluation and prediction.
 
     Args:
@@ -357,15 +359,15 @@ def load_for_inference(exp_dir, step: int | None = None):
         step: the checkpoint's step; None for the newest.
 
     Returns:
-        (recon_net, pose_net, config): the two Keras models with the checkpoint's weights and the run's
-        flags as a dict (flags.json).
+        (recon_net, pose_net, run): the two Keras models with the checkpoint's weights and the run's
+        configuration (model.run_config.load).
 
     Raises:
-        FileNotFoundError: no flags.json, or no (such) checkpoint; the message says which.
+        FileNotFoundError: no config.json or flags.json, or no (such) checkpoint; the message says which.
     """
-    config = checkpointing.read_flags(exp_dir)
-    recon_net, pose_net = build_networks(config["H"], config["N_PTS"], config["bottleneck"])
+    run = run_config.load(exp_dir)
+    recon_net, pose_net = build_networks(run.train.image_size, run.train.n_points, run.train.bottleneck)
     path = checkpointing.checkpoint_path(exp_dir, step)
     tf.train.Checkpoint(recon_net=recon_net, pose_net=pose_net).restore(path).expect_partial() \
         .assert_existing_objects_matched()
-    return recon_net, pose_net, config
+    return recon_net, pose_net, run

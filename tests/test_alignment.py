@@ -1,10 +1,10 @@
-"""Tests of losses/alignment.py: the baseline's global rotation fit (baseline §10.2) and the ICP option."""
+"""Tests of evaluation/alignment.py: the baseline's global rotation fit (baseline §10.2) and the ICP option."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from losses import alignment
+from evaluation import alignment
 
 
 def _rx(a):

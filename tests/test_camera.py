@@ -1,4 +1,4 @@
-"""Tests of model/camera.py (baseline §5.1–5.2): hand-computed pixels, rotation order, sizes, dtypes."""
+"""Tests of geometry/camera.py (baseline §5.1–5.2): hand-computed pixels, rotation order, sizes, dtypes."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model import camera
+from geometry import camera
 
 HALF_PI = math.pi / 2
 

@@ -1,7 +1,7 @@
 """Tests of losses/chamfer.py: definitions (goldens, properties, gradients), both backends, references, errors.
 
 Every test that takes the `backend` fixture runs on the custom op ("op", built in this session when missing,
-a failed build fails the tests) and on the pure-TF fallback ("tf").
+a failed build fails the tests) and on the pure-TF backend ("tf").
 """
 
 import logging
@@ -111,13 +111,6 @@ def test_backends_and_tensorflow_graphics_agree(op_library, batch, n, m):
         np.testing.assert_array_equal(x, y)  # identical, not merely close
     # tensorflow_graphics returns fwd + bwd per batch element (squared distances, means per direction).
     np.testing.assert_allclose(values["op"][0] + values["op"][1], tfg_chamfer.evaluate(a, b), rtol=1e-5)
-
-
-def test_fallback_chunking_matches_one_chunk():
-    a, b = (tf.constant(x) for x in _clouds(3, 2, 23, 11))
-    one_chunk = chamfer._nearest_tf(a, b, max_entries=2 * 23 * 11)
-    for max_entries in (1, 2 * 11 * 5):  # one query point per chunk; chunks of 5 with a ragged last chunk
-        np.testing.assert_array_equal(chamfer._nearest_tf(a, b, max_entries=max_entries), one_chunk)
 
 
 def test_float64_inputs_keep_their_dtype(backend):

@@ -1,9 +1,9 @@
 """tf.distribute: the step on two (logical CPU) replicas equals the step on one device.
 
 Logical devices must be configured before TensorFlow initialises, so the comparison runs in a fresh
-Python process: the same seed, batches and configuration (run.sh weights, tiny size) train three steps
-under the default strategy and under MirroredStrategy over /cpu:0 and /cpu:1 (B = 2: one sample per
-replica); the losses and the resulting weights must agree to float32 round-off.
+Python process (tests/scripts/two_replicas.py): the same seed, batches and configuration (run.sh weights,
+tiny size) train three steps under the default strategy and under MirroredStrategy over /cpu:0 and /cpu:1
+(B = 2: one sample per replica); the losses and the resulting weights must agree to float32 round-off.
 """
 
 import json
@@ -21,42 +21,13 @@ from model.trainer import make_strategy
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
-SCRIPT = r"""
-import json, sys
-import numpy as np
-import tensorflow as tf
-
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-
-from data.tfrecords import make_dataset
-from model.config import TrainConfig
-from model.trainer import Trainer
-
-data_dir, out_dir = sys.argv[1], sys.argv[2]
-ds = make_dataset(data_dir, "train", 2, shuffle=True, seed=0)
-batches = [{k: v.numpy() for k, v in b.items()} for b, _ in zip(ds, range(3))]
-config = TrainConfig(n_points=256, n_proj=3, lr=1e-3, lambda_ae=100.0, lambda_ae_mask=100.0,
-                     lambda_mask_fwd=1e-4, lambda_mask_bwd=1e-4, lambda_3d=1e4, lambda_pose=1.0,
-                     affinity_loss=True, optimise_pose=True, seed=7)
-result = {}
-for name, strategy in (("one", tf.distribute.get_strategy()),
-                       ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
-    trainer = Trainer(config, 2, strategy)
-    steps = [trainer.train_step(batch) for batch in batches]
-    result[name] = {"replicas": strategy.num_replicas_in_sync,
-                    "losses": [{k: float(v) for k, v in losses.items()} for losses, _, _ in steps],
-                    "applied": [status["applied"] for _, status, _ in steps]}
-    np.savez(f"{out_dir}/{name}.npz", *[v.numpy() for v in
-             trainer.recon_net.trainable_variables + trainer.pose_net.trainable_variables])
-print(json.dumps(result))
-"""
+SCRIPT = REPO / "tests" / "scripts" / "two_replicas.py"
 
 
 def test_two_replicas_match_one_device(tiny_dataset, tmp_path):
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tiny_dataset), str(tmp_path)], cwd=REPO,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(tiny_dataset), str(tmp_path)], cwd=REPO,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["one"]["replicas"] == 1 and result["two"]["replicas"] == 2

@@ -16,8 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import eval as evaluation
-from losses import alignment
+from evaluation import alignment, references
+from evaluation.predictions import Predictions
+from evaluation.protocol import NOT_BASELINE, Protocol, evaluate_gt_type
+from evaluation.report import table_rows
+from evaluation.run import EvalSettings, run_evaluation
 from viz import clouds
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +45,7 @@ def _fake_predictions(rng, m=6, n=128):
     # Inside [-0.5, 0.5]^3 like a real prediction, so the ±0.5 clip of §10.3 changes nothing.
     gts = np.clip(rng.normal(size=(m, n, 3)) * [0.1, 0.05, 0.03], -0.3, 0.3).astype(np.float32)
     gts[:, : n // 8] += [0.15, 0.1, 0.0]
-    return evaluation.Predictions(
+    return Predictions(
         model_id=np.array([f"m{i}" for i in range(m)]), category=np.array(["car"] * 3 + ["chair"] * 3),
         view=np.zeros(m, int), xyz=gts, rgb=np.zeros_like(gts), images=np.zeros((m, 8, 8, 3)),
         gt={"uniform": gts.copy()})
@@ -54,8 +57,8 @@ def test_protocol_scores_zero_for_a_rotated_copy_of_the_gt():
     rotation = alignment.euler_rotation(np.radians(alignment.INIT_DEG)).numpy()
     preds.xyz = (preds.gt["uniform"] @ rotation).astype(np.float32)  # R · pred = gt at the initial angles
     train_gts = {c: preds.gt["uniform"][preds.category == c] for c in ("car", "chair")}
-    protocol = evaluation.Protocol(align_iters=2, align_lr=1e-9, chamfer_backend="tf", icp=True, emd=True)
-    summary, per_model, _ = evaluation.evaluate_gt_type(preds, preds, train_gts, "uniform", protocol)
+    protocol = Protocol(align_iters=2, align_lr=1e-9, chamfer_backend="tf", icp=True, emd=True)
+    summary, per_model, _ = evaluate_gt_type(preds, preds, train_gts, "uniform", protocol)
     for category, entry in summary["categories"].items():
         assert entry["n_models"] == 3
         for name in ("chamfer", "fwd", "bwd", "emd"):
@@ -63,9 +66,9 @@ def test_protocol_scores_zero_for_a_rotated_copy_of_the_gt():
             assert entry["icp"][name] == pytest.approx(0.0, abs=1e-6), (category, name)
         assert entry["sphere"]["chamfer"] > 10.0 and entry["mean_shape"]["chamfer"] > 0.0
     assert per_model["chamfer"].shape == (6,)
-    rows = evaluation.table_rows({"uniform": summary}, "run", 2500)
+    rows = table_rows({"uniform": summary}, "run", 2500)
     assert rows[0][0] == "Car run" and rows[0][4] == "2.5k" and rows[0][5] == "baseline"
-    assert any("ICP" in r[0] and evaluation.NOT_BASELINE in r[0] for r in rows)
+    assert any("ICP" in r[0] and NOT_BASELINE in r[0] for r in rows)
 
 
 def test_icp_refines_a_residual_rotation_the_global_fit_left():
@@ -77,8 +80,8 @@ def test_icp_refines_a_residual_rotation_the_global_fit_left():
     tilt = alignment.euler_rotation(np.radians([0.0, 0.0, 8.0])).numpy()  # 8° left after the global fit
     preds.xyz = (preds.gt["uniform"] @ tilt @ initial).astype(np.float32)
     train_gts = {c: preds.gt["uniform"][preds.category == c] for c in ("car", "chair")}
-    protocol = evaluation.Protocol(align_iters=2, align_lr=1e-9, chamfer_backend="tf", icp=True)
-    summary, _, _ = evaluation.evaluate_gt_type(preds, preds, train_gts, "uniform", protocol)
+    protocol = Protocol(align_iters=2, align_lr=1e-9, chamfer_backend="tf", icp=True)
+    summary, _, _ = evaluate_gt_type(preds, preds, train_gts, "uniform", protocol)
     for entry in summary["categories"].values():
         assert entry["model"]["chamfer"] > 0.5
         assert entry["icp"]["chamfer"] < 0.05 * entry["model"]["chamfer"]
@@ -88,10 +91,10 @@ def test_mean_training_shape_is_the_chamfer_medoid():
     rng = np.random.default_rng(1)
     base = rng.normal(size=(64, 3))
     clouds = np.stack([base + rng.normal(scale=s, size=(64, 3)) for s in (0.3, 0.01, 0.3, 0.2)])
-    np.testing.assert_array_equal(evaluation.mean_training_shape(clouds), clouds[1])
-    sphere = evaluation.fibonacci_sphere(500, 2.0)
+    np.testing.assert_array_equal(references.mean_training_shape(clouds), clouds[1])
+    sphere = references.fibonacci_sphere(500, 2.0)
     np.testing.assert_allclose(np.linalg.norm(sphere, axis=1), 2.0)
-    assert evaluation.mean_radius(sphere[None]) == pytest.approx(2.0, rel=1e-3)
+    assert references.mean_radius(sphere[None]) == pytest.approx(2.0, rel=1e-3)
 
 
 def test_eval_cli_writes_consistent_outputs(trained_run, tiny_dataset):
@@ -119,12 +122,11 @@ def test_eval_cli_writes_consistent_outputs(trained_run, tiny_dataset):
 
 
 def test_eval_n_minus_1_and_fit_on_eval(trained_run):
-    common = dict(gt_types=("uniform",), plot_models=0, progress=False)
-    plain = evaluation.run_evaluation(trained_run, trained_run / "e1", fit_on_eval=True,
-                                      protocol=evaluation.Protocol(align_iters=5), **common)
-    off_by_one = evaluation.run_evaluation(trained_run, trained_run / "e2", fit_on_eval=True,
-                                           protocol=evaluation.Protocol(align_iters=5, denominator="n_minus_1"),
-                                           **common)
+    common = dict(gt_types=("uniform",), fit_on_eval=True, progress=False)
+    plain = run_evaluation(trained_run, EvalSettings(out_dir=trained_run / "e1", **common),
+                           Protocol(align_iters=5)).report
+    off_by_one = run_evaluation(trained_run, EvalSettings(out_dir=trained_run / "e2", **common),
+                                Protocol(align_iters=5, denominator="n_minus_1")).report
     assert plain["fit_split"] == "test"
     for category, entry in plain["results"]["uniform"]["categories"].items():
         n = entry["n_models"]
@@ -147,16 +149,15 @@ def test_predict_and_export_reload_without_project_code(trained_run, tmp_path):
     from predict import export_recon_net, predict_image, prepare_image
     from model.trainer import load_for_inference
 
-    recon_net, _, config = load_for_inference(trained_run)
-    image = prepare_image(Image.open(tmp_path / "photo.png"), config["H"])
+    recon_net, _, run = load_for_inference(trained_run)
+    image = prepare_image(Image.open(tmp_path / "photo.png"), run.train.image_size)
     assert image.shape == (64, 64, 3) and image[0, 0].sum() == 0.0 and image[32, 32, 0] > 0.7
     np.testing.assert_allclose(predict_image(recon_net, image)[0], cloud[:, :3], atol=1e-5)
     np.save(tmp_path / "image.npy", image[None])
     # A clean interpreter in another folder, with nothing of this repository importable.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    script = ("import numpy as np, tensorflow as tf; m = tf.saved_model.load('saved_model'); "
-              "out = m.serve(tf.constant(np.load('image.npy'))); np.save('reloaded.npy', out['xyz'].numpy())")
-    _run(["-c", script], cwd=tmp_path, env=env)
+    _run([str(REPO_ROOT / "tests" / "scripts" / "reload_saved_model.py"), "saved_model", "image.npy", "reloaded.npy"],
+         cwd=tmp_path, env=env)
     np.testing.assert_allclose(np.load(tmp_path / "reloaded.npy")[0], cloud[:, :3], atol=1e-5)
 
     # The .keras file holds only stock Keras layers: keras.saving.load_model needs no custom objects.

@@ -1,4 +1,4 @@
-"""Image, mask and affinity losses (baseline §7.1–§7.3)."""
+"""Image, mask and affinity losses and the nearest-neighbour mask terms (baseline §7.1–§7.3, §7.7)."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import losses.image as image_module
-from losses.image import affinity_loss, image_loss, mask_loss
+from losses.image import affinity_loss, image_loss, mask_loss, neighbour_mask_loss
 
 W_BG = 1e6                                                   # background weight of §7.3
 
@@ -155,3 +155,15 @@ def test_chamfer2d_in_tf_function_with_unknown_batch():
 def test_affinity_unknown_form():
     with pytest.raises(ValueError, match="affinity_loss"):
         affinity_loss(t([[[1.0]]]), t([[[1.0]]]), form="emd")
+
+
+def test_neighbour_mask_loss_terms():
+    rng = np.random.default_rng(2)
+    mask = tf.constant((rng.random((2, 4, 4)) > 0.5).astype(np.float32))
+    render = tf.constant(rng.random((2, 4, 4)).astype(np.float32) * 0.9)
+    terms = neighbour_mask_loss(mask, render, kind="bce_prob", affinity_form="closed")
+    assert float(terms["mask_2"]) == pytest.approx(float(mask_loss(mask, render, kind="bce_prob")))
+    assert [float(terms["fwd_2"]), float(terms["bwd_2"])] == pytest.approx(
+        [float(v) for v in affinity_loss(mask, render)])
+    off = neighbour_mask_loss(mask, render)
+    assert float(off["fwd_2"]) == 0.0 and float(off["bwd_2"]) == 0.0

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model import camera, projection
+from geometry import camera
+from model import projection
 
 SILHOUETTES = {"faithful": projection.silhouette_faithful, "fast": projection.silhouette_fast}
 COLOURS = {"faithful": projection.colour_faithful, "fast": projection.colour_fast}
@@ -79,7 +80,7 @@ def test_jit_compiled_fast_render_equals_eager():
 
 @pytest.mark.parametrize("method", ["faithful", "fast"])
 def test_silhouette_golden_origin(method):
-    # The origin projects to (u, v) = (32, 32) at 64 px (model/camera.py); pixel (i, j) receives
+    # The origin projects to (u, v) = (32, 32) at 64 px (geometry/camera.py); pixel (i, j) receives
     # tanh(exp(−((32 − i)² + (32 − j)²) / 0.8)).
     out = projection.render(tf.zeros([1, 1, 3]), tf.ones([1, 1, 3]), tf.zeros([1, 2]), 64, method)
     mask = out["mask"].numpy()[0]

@@ -1,4 +1,4 @@
-"""Tests of data.render: the renderer is the exact inverse of model.camera (ray goldens, pixel goldens
+"""Tests of data.render: the renderer is the exact inverse of geometry.camera (ray goldens, pixel goldens
 of squares at three poses), shading and colour goldens, pose sampling, and the key check that a model's
 GT cloud projected with the baseline camera at the render pose lands on the rendered mask."""
 
@@ -9,7 +9,7 @@ from PIL import Image
 from scipy import ndimage
 
 from data import meshes, render, sampling
-from model import camera
+from geometry import camera
 
 SIZE = 64
 
@@ -151,7 +151,7 @@ def test_default_sampling_is_at_least_drcs_224_px():
     assert [render.Renderer(size).supersample for size in (32, 64, 128, 224, 256)] == [7, 4, 2, 1, 1]
 
 
-# --- The key check: GT cloud, projected by model.camera at the stored pose, lands on the rendered mask.
+# --- The key check: GT cloud, projected by geometry.camera at the stored pose, lands on the rendered mask.
 # Thresholds: mean IoU over the views of a category >= 0.9 and every view >= 0.8 (measured with these
 # seeds: means 0.94-0.96, worst view 0.91, a thin-legged chair); a mirrored azimuth scores 0.47.
 # 1024 FPS points on a unit-sized model seen at 60 px per unit are about 2 px apart (median nearest-

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from experiments import reproduce
+from model import run_config
 
 pytestmark = pytest.mark.slow
 
@@ -24,9 +25,10 @@ def test_smoke_preset_writes_the_combined_table_and_figures(tmp_path):
     for report in reports.values():
         assert report["step"] == steps
         assert set(report["results"]) == {"uniform", "area"}
-    flags = json.loads((tmp_path / "runs" / "car_kro_area_gt" / "flags.json").read_text())
-    assert flags["k_random_octant_loss"] and flags["use_gt_pcl"] and flags["gt_type"] == "area"
-    assert not json.loads((tmp_path / "runs" / "car_pseudo_gt" / "flags.json").read_text())["use_gt_pcl"]
+    kro_area = run_config.load(tmp_path / "runs" / "car_kro_area_gt")
+    assert kro_area.train.kro.enabled and kro_area.train.use_gt_pcl and kro_area.train.gt_type == "area"
+    assert kro_area.categories == ("car",)
+    assert not run_config.load(tmp_path / "runs" / "car_pseudo_gt").train.use_gt_pcl
 
     table = (tmp_path / "table3.md").read_text().splitlines()
     header = table.index("| model | Chamfer | Fwd | Bwd | iterations | GT type |")

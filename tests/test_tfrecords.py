@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from data import tfrecords
-from model import camera
+from geometry import camera
 
 
 def _synthetic_examples(n, size=8, n_points=5, seed=0):
@@ -22,7 +22,8 @@ def _synthetic_examples(n, size=8, n_points=5, seed=0):
     return examples
 
 
-def _write_synthetic(tmp_path, examples, num_shards, gt_types=tfrecords.GT_TYPES, size=8, n_points=5):
+def _write_synthetic(tmp_path, examples, num_shards, gt_types=tuple(tfrecords.GT_FEATURES.values()), size=8,
+                     n_points=5):
     shards = tfrecords.write_shards(examples, tmp_path, "train", num_shards)
     counts = {}
     for ex in examples:

@@ -7,15 +7,17 @@ overfit test uses the baseline's network size (N = 1024) because the silhouette 
 import csv
 import math
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from data.tfrecords import make_dataset
+from losses.kro import KroConfig
 from model import checkpointing
 from model.config import TrainConfig
-from model.objective import LOSS_NAMES, forward, random_poses
-from model.projection import render
+from model.objective import LOSS_NAMES, compute_losses, forward, random_poses
+from model.projection import SIGMA_SQ, render
 from model.trainer import (ADAM_EPSILON, LoopConfig, NonFiniteLossError, Trainer, build_networks,
                            describe_nonfinite, fit, restore_latest)
 
@@ -47,9 +49,9 @@ def _changed(before, net):
 @pytest.fixture(scope="module")
 def full_trainer():
     """Every loss on: affinity, symmetry, KRO (sound) and GT supervision (area), weight decay."""
-    config = TrainConfig(**TINY, **RUN_SH, beta1=0.5, symmetry_loss=True, lambda_symm=1.0, kro=True,
-                         kro_variant="sound", min_k=2, max_k=3, use_gt_pcl=True, gt_type="area", lambda_gt=1.0,
-                         weight_decay=True, max_nonfinite=3, seed=1)
+    config = TrainConfig(**TINY, **RUN_SH, beta1=0.5, symmetry_loss=True, lambda_symm=1.0,
+                         kro=KroConfig(enabled=True, variant="sound", min_k=2, max_k=3), use_gt_pcl=True,
+                         gt_type="area", lambda_gt=1.0, weight_decay=True, max_nonfinite=3, seed=1)
     return Trainer(config, 2)
 
 
@@ -68,7 +70,8 @@ def test_forward_batched_renders_match_per_pose_loop(batches):
     recon, pose_net = build_networks(64, 256, 128)
     images = batches[0]["image"]
     poses_random = tf.constant([[[0.3, 0.1], [-2.0, -0.2]], [[1.5, 0.5], [2.5, 0.0]]], tf.float32)
-    out = forward(recon, pose_net, images, poses_random, None, image_size=64, projection="fast", sigma_sq=0.4)
+    out = forward(recon, pose_net, images, poses_random, None, image_size=64, projection="fast",
+                  sigma_sq=SIGMA_SQ)
     first = recon(images)
     assert out["poses"].shape == (2, 3, 2) and len(out["xyz"]) == 4
     np.testing.assert_allclose(out["poses"][:, 0], pose_net(images)["pose"], atol=1e-6)
@@ -80,9 +83,8 @@ def test_forward_batched_renders_match_per_pose_loop(batches):
         np.testing.assert_allclose(out["pose_out"][:, k], pose_net(ref["image"])["pose"], atol=1e-5)
 
 
-def test_step_returns_every_loss_finite_and_composed_as_baseline(full_trainer, batches):
-    wd_recon = float(tf.add_n(full_trainer.recon_net.losses))
-    wd_pose = float(tf.add_n(full_trainer.pose_net.losses))
+def test_step_returns_every_loss_finite(full_trainer, batches):
+    wd = float(tf.add_n(full_trainer.recon_net.losses)) + float(tf.add_n(full_trainer.pose_net.losses))
     losses, status, sample = full_trainer.train_step(batches[0])
     assert set(losses) == set(LOSS_NAMES)
     assert all(np.isfinite(v) for v in losses.values()), losses
@@ -90,17 +92,74 @@ def test_step_returns_every_loss_finite_and_composed_as_baseline(full_trainer, b
     for name in ("loss_ae", "loss_mask", "chamfer2d_fwd", "chamfer2d_bwd", "loss_3d", "loss_pose",
                  "loss_symm", "loss_kro", "loss_gt", "loss_wd"):
         assert losses[name] > 0, name
-    c, l = full_trainer.config, losses
-    recon = (c.lambda_ae * l["loss_ae"] + c.lambda_3d * l["loss_3d"] + c.lambda_ae_mask * l["loss_mask"]
-             + c.lambda_mask_fwd * l["chamfer2d_fwd"] + c.lambda_mask_bwd * l["chamfer2d_bwd"]
-             + c.lambda_symm * l["loss_symm"] + c.lambda_kro * l["loss_kro"] + c.lambda_gt * l["loss_gt"])
-    pose = c.lambda_ae_pose * l["loss_ae"] + c.lambda_pose * l["loss_pose"] + c.lambda_mask_pose * l["loss_mask"]
-    assert l["recon_loss"] == pytest.approx(recon + wd_recon, rel=1e-5)       # §7.8
-    assert l["pose_loss"] == pytest.approx(pose + wd_pose, rel=1e-5)
-    assert l["loss_wd"] == pytest.approx(wd_recon + wd_pose, rel=1e-5)
-    assert l["loss_total"] == pytest.approx(c.lambda_ae * l["loss_ae"] + c.lambda_3d * l["loss_3d"]
-                                            + c.lambda_pose * l["loss_pose"], rel=1e-5)
+    assert losses["loss_wd"] == pytest.approx(wd, rel=1e-5)  # the declared L2 terms of both nets (§3)
     assert sample["images"].shape == (2, 2, 64, 64, 3) and sample["xyz0"].shape == (2, 256, 3)
+
+
+#: Baseline §7.8 (and §7.7 for the nearest-neighbour terms, which enter only with --use_mult_proj): which
+#: logged losses each weight multiplies in each sum. Read from the baseline, not from model/objective.py.
+WEIGHTED = {
+    "lambda_ae": {"recon_loss": ("loss_ae",), "loss_total": ("loss_ae",)},
+    "lambda_ae_pose": {"pose_loss": ("loss_ae",)},
+    "lambda_ae_mask": {"recon_loss": ("loss_mask", "loss_mask_2")},
+    "lambda_mask_fwd": {"recon_loss": ("chamfer2d_fwd", "chamfer2d_fwd_2")},
+    "lambda_mask_bwd": {"recon_loss": ("chamfer2d_bwd", "chamfer2d_bwd_2")},
+    "lambda_mask_pose": {"pose_loss": ("loss_mask",)},
+    "lambda_3d": {"recon_loss": ("loss_3d",), "loss_total": ("loss_3d",)},
+    "lambda_pose": {"pose_loss": ("loss_pose",), "loss_total": ("loss_pose",)},
+    "lambda_symm": {"recon_loss": ("loss_symm",)},         # with --symmetry_loss only
+    "lambda_gt": {"recon_loss": ("loss_gt",)},
+    "kro.weight": {"recon_loss": ("loss_kro",)},
+    "wd_recon": {"recon_loss": (), "loss_wd": ()},         # added as they are: derivative 1
+    "wd_pose": {"pose_loss": (), "loss_wd": ()},
+}
+SUMS = ("recon_loss", "pose_loss", "loss_total", "loss_wd")
+
+
+@pytest.mark.parametrize("symmetry, nn", [(True, True), (False, False)], ids=["all_terms", "baseline_terms"])
+def test_each_weight_multiplies_its_terms_in_the_sums(batches, symmetry, nn):
+    """§7.8 by derivatives: with the weights as variables, d(sum)/d(weight) equals the sum of the logged
+    losses that weight multiplies (0 where it has none), and at all-zero weights every sum is 0, so no
+    term enters unweighted. Every loss is on: affinity, symmetry, KRO, GT Chamfer, the NN terms."""
+    keras.utils.set_random_seed(0)
+    recon_net, pose_net = build_networks(64, 256, 128)
+    batch = {**batches[0], "image_2": batches[0]["image"][::-1], "mask_2": batches[0]["mask"][::-1]}
+    poses_random = tf.constant([[[0.3, 0.1]], [[-2.0, -0.2]]], tf.float32)
+    out = forward(recon_net, pose_net, batch["image"], poses_random, None, image_size=64, projection="fast",
+                  sigma_sq=SIGMA_SQ, images_2=batch["image_2"])
+    names = [name for name in WEIGHTED if not name.startswith("wd_")]
+    weights = {name: tf.Variable(0.5 + i / 4.0) for i, name in enumerate(WEIGHTED)}
+
+    def losses_at(w):
+        flat = {name.removeprefix("kro."): w[name] for name in names if name.startswith("kro.")}
+        config = TrainConfig(**TINY, **{name: w[name] for name in names if "." not in name},
+                             affinity_loss=True, symmetry_loss=symmetry, use_gt_pcl=True, gt_type="area",
+                             neighbours=True, use_mult_proj=nn,
+                             kro=KroConfig(enabled=True, variant="sound", max_k=3, **flat))
+        return compute_losses(config, batch, out, tf.constant(2), tf.zeros([2], tf.int64), w["wd_recon"],
+                              w["wd_pose"])
+
+    with tf.GradientTape(persistent=True) as tape:
+        losses = losses_at(weights)
+    terms = {name: float(value) for name, value in losses.items()}
+    for name in ("loss_ae", "loss_mask", "chamfer2d_fwd", "chamfer2d_bwd", "loss_3d", "loss_pose", "loss_symm",
+                 "loss_kro", "loss_gt", "loss_mask_2", "chamfer2d_fwd_2", "chamfer2d_bwd_2"):
+        assert terms[name] > 0, name
+    for weight, per_sum in WEIGHTED.items():
+        for total in SUMS:
+            multiplied = per_sum.get(total)
+            if weight == "lambda_symm" and not symmetry or multiplied is None:
+                expected = 0.0
+            elif not multiplied:
+                expected = 1.0
+            else:
+                expected = sum(terms[t] for t in multiplied if nn or not t.endswith("_2"))
+            grad = tape.gradient(losses[total], weights[weight])
+            got = 0.0 if grad is None else float(grad)
+            assert got == pytest.approx(expected, rel=1e-6, abs=0.0), (weight, total)
+    zero = losses_at({name: tf.constant(0.0) for name in WEIGHTED})
+    for total in SUMS:
+        assert float(zero[total]) == 0.0, total
 
 
 def test_optimisers_are_baseline_adam(full_trainer):
@@ -135,10 +194,16 @@ def test_gradient_routing(batches, only, moved, fixed):
     assert sum(moved_vars) > len(moved_vars) // 2, f"{moved}: only {sum(moved_vars)} variables updated"
 
 
+def _nan_batch(batch: dict) -> dict:
+    """A NaN image and a NaN GT cloud. The GT cloud's NaN trips losses.chamfer's input check whatever the
+    kernels do with the NaN image (a fused oneDNN convolution + ReLU may turn NaN into 0)."""
+    return {**batch, "image": np.full_like(batch["image"], np.nan), "gt_area": np.full_like(batch["gt_area"], np.nan)}
+
+
 def test_nonfinite_step_is_skipped_and_named(full_trainer, batches):
-    """A NaN image makes every loss NaN (losses.chamfer's input check fires first and names itself):
-    the step is skipped, model and Adam state untouched."""
-    bad = {**batches[1], "image": np.full_like(batches[1]["image"], np.nan)}
+    """NaN input aborts the step at losses.chamfer's input check, which names itself: every loss is
+    reported NaN, the step is skipped, model and Adam state untouched."""
+    bad = _nan_batch(batches[1])
     recon, pose = _weights(full_trainer.recon_net), _weights(full_trainer.pose_net)
     slots = [v.numpy().copy() for v in full_trainer.optim_recon.variables]
     step = int(full_trainer.step.numpy())
@@ -153,7 +218,7 @@ def test_nonfinite_step_is_skipped_and_named(full_trainer, batches):
 def test_nonfinite_gradient_of_faithful_kro_is_skipped(batches):
     """The faithful KRO's tf.norm has a NaN gradient for k = 1 (its anchor is the centre point): finite
     losses, non-finite gradient; the step is skipped and the gradient named."""
-    trainer = Trainer(TrainConfig(**TINY, kro=True, kro_variant="faithful", min_k=1, max_k=1), 2)
+    trainer = Trainer(TrainConfig(**TINY, kro=KroConfig(enabled=True, variant="faithful", min_k=1, max_k=1)), 2)
     losses, status, _ = trainer.train_step(batches[0])
     assert all(np.isfinite(v) for v in losses.values())
     assert not status["applied"] and not status["grads_recon_finite"]
@@ -165,7 +230,7 @@ def test_fit_stops_after_max_nonfinite_and_keeps_last_good_checkpoint(full_train
     manager = checkpointing.checkpoint_manager(full_trainer.checkpoint(), tmp_path, keep=2)
     manager.save(checkpoint_number=int(full_trainer.step.numpy()))
     weights = _weights(full_trainer.recon_net)
-    bad = {**batches[1], "image": np.full_like(batches[1]["image"], np.nan)}
+    bad = _nan_batch(batches[1])
     lines = []
     loop = LoopConfig(exp_dir=str(tmp_path), n_iters=int(full_trainer.step.numpy()) + 50, print_n=1,
                       save_n=1000, save_model_n=1)

@@ -25,6 +25,8 @@ FIGURE_INCHES_PER_PANEL = 2.0
 # 3D axes leave a wide empty margin; this zoom makes a unit object fill most of its panel.
 PANEL_ZOOM = 1.4
 DEFAULT_VIEWS = ((20.0, -60.0), (10.0, 0.0), (80.0, -90.0))
+EVALUATION_PNG = "clouds.png"  # the picture of an evaluation, beside its metrics.json
+EVALUATION_MODELS = 6  # models drawn in it (eval.py --plot_models)
 # Canonical (y up) -> matplotlib display (z up): (x, y, z) -> (x, -z, y), a proper rotation.
 _CANONICAL_TO_DISPLAY = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 RENDER_TO_DISPLAY = _CANONICAL_TO_DISPLAY @ CANONICAL_TO_RENDER.T
@@ -110,3 +112,20 @@ def cloud_grid(images, preds, gts, out_path, titles=None, pred_colours=None, vie
                        title="ground truth")
     fig.subplots_adjust(left=0.01, right=0.99, top=0.95, bottom=0.01, wspace=0.02, hspace=0.1)
     return save_figure(fig, out_path)
+
+
+def evaluation_grid(evaluation, n_models: int) -> Path:
+    """clouds.png of an evaluation: its first `n_models` models, aligned, beside the first GT type's cloud.
+
+    Args:
+      evaluation: an `evaluation.run.Evaluation` (its predictions, rotated predictions and output folder).
+      n_models: models drawn (at most the split's).
+
+    Returns:
+      The PNG path, `<evaluation.out_dir>/clouds.png` (see `cloud_grid`).
+    """
+    preds, first = evaluation.predictions, next(iter(evaluation.rotated))
+    shown = min(n_models, len(preds.xyz))
+    return cloud_grid(preds.images[:shown], evaluation.rotated[first][:shown], preds.gt[first][:shown],
+                      evaluation.out_dir / EVALUATION_PNG, titles=list(preds.model_id[:shown]),
+                      pred_colours=preds.rgb[:shown])

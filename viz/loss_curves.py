@@ -18,6 +18,8 @@ from absl import app, flags
 
 from viz import clouds
 
+FLAGS = flags.FLAGS
+
 LOSSES_CSV = "losses.csv"
 STEP_COLUMN = "step"
 NON_LOSS_COLUMNS = (STEP_COLUMN, "steps_per_sec", "skipped_steps")
@@ -105,11 +107,15 @@ def main(argv):
     print(f"wrote {out}")
 
 
-if __name__ == "__main__":
+def define_flags() -> None:
+    """The CLI's flags."""
     flags.DEFINE_multi_string("exp", None, "Run directory with a losses.csv (repeat to overlay runs).")
     flags.DEFINE_multi_string("label", [], "Legend label per --exp (default: directory names).")
     flags.DEFINE_multi_string("loss", [], "Loss columns to draw (default: every loss column).")
     flags.DEFINE_string("out", "losses.png", "PNG file to write.")
     flags.mark_flag_as_required("exp")
-    FLAGS = flags.FLAGS
+
+
+if __name__ == "__main__":
+    define_flags()
     app.run(main)

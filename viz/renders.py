@@ -20,6 +20,8 @@ from PIL import Image
 
 from viz import clouds
 
+FLAGS = flags.FLAGS
+
 RENDERS_DIR = "log_proj_images"
 _STEP_NAME = re.compile(r"^(\d+)_(.+)\.png$")
 
@@ -85,10 +87,14 @@ def main(argv):
     print(f"wrote {render_grid(FLAGS.exp, FLAGS.out, FLAGS.max_rows)}")
 
 
-if __name__ == "__main__":
+def define_flags() -> None:
+    """The CLI's flags."""
     flags.DEFINE_string("exp", None, "Run directory written by train.py.")
     flags.DEFINE_string("out", "renders.png", "PNG file to write.")
     flags.DEFINE_integer("max_rows", 4, "Most logged steps to show.")
     flags.mark_flag_as_required("exp")
-    FLAGS = flags.FLAGS
+
+
+if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -21,6 +21,8 @@ from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 from data import meshes, sampling
 from viz import clouds
 
+FLAGS = flags.FLAGS
+
 DEFAULT_MODELS = {"car": "sh3d_scopia_suv.ply", "chair": "sh3d_scopia_office_chair.ply"}
 VIEW = (20.0, -60.0)  # (elevation, azimuth) of matplotlib's camera, degrees: a three-quarter view from above
 _LIGHT = np.array([0.4, -0.6, 0.7]) / np.linalg.norm([0.4, -0.6, 0.7])  # display-frame light direction
@@ -91,11 +93,15 @@ def main(argv):
     print(f"wrote {out}")
 
 
-if __name__ == "__main__":
+def define_flags() -> None:
+    """The CLI's flags."""
     flags.DEFINE_string("out", "table1.png", "PNG file to write.")
     flags.DEFINE_string("car", str(default_mesh("car")), "Car mesh file.")
     flags.DEFINE_string("chair", str(default_mesh("chair")), "Chair mesh file.")
     flags.DEFINE_integer("n_points", sampling.DEFAULT_N_POINTS, "Points per GT cloud.")
     flags.DEFINE_integer("seed", 0, "Sampling seed.")
-    FLAGS = flags.FLAGS
+
+
+if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -16,6 +16,8 @@ Conventions (baseline §5.1–5.2):
 
 import tensorflow as tf
 
+from geometry.checks import check_image_size
+
 CAMERA_DISTANCE = 2.0  # baseline §5.1: d = d_min = 2
 BASE_IMAGE_SIZE = 64  # baseline §5.2: the intrinsics below are for 64×64 images
 BASE_FOCAL = 120.0  # baseline §5.2: K[0, 0] = K[1, 1]
@@ -33,8 +35,7 @@ def intrinsics(image_size: int) -> tuple[float, float]:
         (focal, centre): ``120 · s / 64`` and ``32 · s / 64`` for s = image_size; exactly (120.0, 32.0)
         at 64 px.
     """
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0:
-        raise ValueError(f"model/camera.py intrinsics: image_size must be a positive int, got {image_size!r}")
+    check_image_size(image_size, "geometry/camera.py intrinsics")
     scale = image_size / BASE_IMAGE_SIZE
     return BASE_FOCAL * scale, BASE_CENTRE * scale
 

@@ -21,8 +21,8 @@ import math
 
 import numpy as np
 import tensorflow as tf
-from scipy.spatial import cKDTree
 
+from geometry.nearest import nearest_numpy
 from losses import chamfer
 
 # Baseline §10.2: initial (az, el, tilt) in degrees, learning rate, iterations, loss multiplier.
@@ -155,11 +155,10 @@ def icp_refine(pred: np.ndarray, gt: np.ndarray, n_iters: int = 30, tol: float =
     """
     moved = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
-    tree = cKDTree(gt)
     previous = np.inf
     for _ in range(n_iters):
-        dist, idx = tree.query(moved, k=1)
-        error = float(np.mean(dist * dist))
+        squared, idx = nearest_numpy(moved, gt, "kdtree", "alignment.icp_refine")
+        error = float(np.mean(squared))
         if previous - error < tol:
             break
         previous = error

@@ -1,11 +1,9 @@
-"""Nearest-neighbour lists and the OURS-NN mask terms (baseline §2.7, §7.7)."""
+"""Nearest-neighbour lists of OURS-NN: file format and the k nearest embeddings (data/knn_list.py, baseline §2.7)."""
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
-import losses.neighbours as nb
-from losses.image import affinity_loss, mask_loss
+import data.knn_list as nb
 
 KEYS = ["1a2b_0", "1a2b_3", "ffee_9", "c0de_12"]
 
@@ -18,13 +16,16 @@ def test_load_byte_string_list_like_the_baseline(tmp_path):
     assert nb.parse_key(loaded[1, 2]) == ("1a2b", 3)
 
 
-def test_load_pickled_object_list(tmp_path):
-    table = np.empty((1, 3), dtype=object)
-    table[0] = [b"m_1_2", "other_4", b"third_0"]                   # underscores inside a model id
-    np.save(tmp_path / "knn.npy", table, allow_pickle=True)
+def test_load_unicode_list_and_refuse_pickles(tmp_path):
+    np.save(tmp_path / "knn.npy", np.array([["m_1_2", "other_4", "third_0"]]))  # underscores inside an id
     loaded = nb.load_knn_list(tmp_path / "knn.npy")
     assert loaded.tolist() == [["m_1_2", "other_4", "third_0"]]
     assert nb.parse_key(loaded[0, 0]) == ("m_1", 2)
+    table = np.empty((1, 3), dtype=object)
+    table[0] = [b"m_1_2", "other_4", b"third_0"]
+    np.save(tmp_path / "pickled.npy", table, allow_pickle=True)
+    with pytest.raises(ValueError, match=r"pickled\.npy holds a pickled object array.*dtype='S'"):
+        nb.load_knn_list(tmp_path / "pickled.npy")
 
 
 def test_bad_lists_raise_clear_errors(tmp_path):
@@ -68,23 +69,3 @@ def test_knn_list_round_trip(tmp_path):
     nb.save_knn_list(tmp_path / "knn.npy", table)
     assert np.load(tmp_path / "knn.npy").dtype.kind == "S"                 # bytes, as the baseline
     np.testing.assert_array_equal(nb.load_knn_list(tmp_path / "knn.npy"), table)
-
-
-def test_embed_images_uses_enc_feat():
-    from model.recon_net import build_recon_net
-    net = build_recon_net(image_size=16, n_points=8, bottleneck=4)
-    images = np.random.default_rng(1).random((5, 16, 16, 3)).astype(np.float32)
-    feats = nb.embed_images(net, images, batch_size=2)
-    np.testing.assert_allclose(feats, net(images)["enc_feat"].numpy(), atol=1e-6)
-
-
-def test_neighbour_mask_loss_terms():
-    rng = np.random.default_rng(2)
-    mask = tf.constant((rng.random((2, 4, 4)) > 0.5).astype(np.float32))
-    render = tf.constant(rng.random((2, 4, 4)).astype(np.float32) * 0.9)
-    terms = nb.neighbour_mask_loss(mask, render, kind="bce_prob", affinity_form="closed")
-    assert float(terms["mask_2"]) == pytest.approx(float(mask_loss(mask, render, kind="bce_prob")))
-    assert [float(terms["fwd_2"]), float(terms["bwd_2"])] == pytest.approx(
-        [float(v) for v in affinity_loss(mask, render)])
-    off = nb.neighbour_mask_loss(mask, render)
-    assert float(off["fwd_2"]) == 0.0 and float(off["bwd_2"]) == 0.0

@@ -21,23 +21,15 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from scipy.spatial import cKDTree
+
+from geometry.checks import check_cloud
+from geometry.nearest import nearest_numpy
 
 # Baseline §10.3: predictions are clipped to this half-extent before their bounding box is measured.
 PRED_CLIP = 0.5
 # Baseline §10.3: printed metrics are (sum of squared distances means) × 1000.
 METRIC_SCALE = 1000.0
-NN_METHODS = ("kdtree", "brute")
 DENOMINATORS = ("n", "n_minus_1")
-
-
-def _check_cloud(points: np.ndarray, name: str) -> np.ndarray:
-    points = np.asarray(points)
-    if points.ndim != 2 or points.shape[1] != 3 or points.shape[0] == 0:
-        raise ValueError(f"metrics: {name} must be a non-empty [N, 3] cloud, got shape {points.shape}")
-    if not np.all(np.isfinite(points)):
-        raise ValueError(f"metrics: {name} contains non-finite coordinates")
-    return points.astype(np.float64)
 
 
 def normalise_bbox(points: np.ndarray, clip: float | None = None) -> np.ndarray:
@@ -54,7 +46,7 @@ def normalise_bbox(points: np.ndarray, clip: float | None = None) -> np.ndarray:
     Raises:
       ValueError: on a malformed cloud or a degenerate box (all points equal).
     """
-    points = _check_cloud(points, "cloud")
+    points = check_cloud(points, "metrics")
     measured = np.clip(points, -clip, clip) if clip is not None else points
     lo, hi = measured.min(axis=0), measured.max(axis=0)
     longest = float(np.max(hi - lo))
@@ -75,38 +67,17 @@ def normalise_pair(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.nda
     return normalise_bbox(gt), normalise_bbox(pred, clip=PRED_CLIP)
 
 
-def nn_sq_distances(a: np.ndarray, b: np.ndarray, method: str = "kdtree") -> np.ndarray:
-    """Squared distance from each point of `a` to its nearest point of `b`.
-
-    Args:
-      a: float `[N, 3]`.  b: float `[K, 3]`.
-      method: "kdtree" (scipy cKDTree, exact, fast) or "brute" (dense `[N, K]` difference form, the
-        reference the KD-tree is tested against).
-
-    Returns:
-      float64 `[N]`.
-    """
-    a, b = _check_cloud(a, "a"), _check_cloud(b, "b")
-    if method == "kdtree":
-        dist, _ = cKDTree(b).query(a, k=1)
-        return dist * dist
-    if method == "brute":
-        diff = a[:, None, :] - b[None, :, :]
-        return np.min(np.sum(diff * diff, axis=-1), axis=1)
-    raise ValueError(f"metrics: unknown nearest-neighbour method {method!r}; expected one of {NN_METHODS}")
-
-
 def chamfer_fwd_bwd(gt: np.ndarray, pred: np.ndarray, method: str = "kdtree") -> tuple[float, float]:
     """Forward (GT -> pred) and backward (pred -> GT) mean squared NN distances of one pair (§10.3).
 
     Args:
-      gt: float `[K, 3]`.  pred: float `[N, 3]`.  method: see `nn_sq_distances`.
+      gt: float `[K, 3]`.  pred: float `[N, 3]`.  method: `geometry.nearest.NUMPY_METHODS`.
 
     Returns:
       (fwd, bwd) floats, unscaled.
     """
-    fwd = float(np.mean(nn_sq_distances(gt, pred, method)))
-    bwd = float(np.mean(nn_sq_distances(pred, gt, method)))
+    fwd = float(np.mean(nearest_numpy(gt, pred, method, "metrics")[0]))
+    bwd = float(np.mean(nearest_numpy(pred, gt, method, "metrics")[0]))
     return fwd, bwd
 
 
@@ -121,7 +92,7 @@ def emd(gt: np.ndarray, pred: np.ndarray) -> float:
     Returns:
       float, unscaled.
     """
-    gt, pred = _check_cloud(gt, "gt"), _check_cloud(pred, "pred")
+    gt, pred = check_cloud(gt, "metrics", "gt"), check_cloud(pred, "metrics", "pred")
     if gt.shape != pred.shape:
         raise ValueError(f"metrics.emd: clouds must have the same size, got {gt.shape} and {pred.shape}")
     diff = gt[:, None, :] - pred[None, :, :]
@@ -137,7 +108,7 @@ def per_model_metrics(gts, preds, method: str = "kdtree", with_emd: bool = False
     Args:
       gts: sequence of M float `[K, 3]` GT clouds (or an array `[M, K, 3]`).
       preds: sequence of M float `[N, 3]` predicted clouds, already rotated into the GT frame.
-      method: nearest-neighbour method (see `nn_sq_distances`).
+      method: nearest-neighbour method (`geometry.nearest.nearest_numpy`).
       with_emd: also compute the exact EMD (needs N == K).
       normalise: apply the per-cloud bounding-box normalisation first (the protocol does).
 
