@@ -1,6 +1,7 @@
 """Inference on new images, and export of the reconstruction net for use without this code.
 
     python predict.py --exp runs/car --image photo.png [--mask photo_mask.png] [--out prediction]
+    python predict.py --exp runs/car --image photo.png --mask m.png --refine_steps 50   # test-time refinement
     python predict.py --exp runs/car --export runs/car/export            # TF SavedModel (tf.saved_model.load)
     python predict.py --exp runs/car --export runs/car/recon_net.keras   # Keras file (keras.saving.load_model)
 
@@ -8,6 +9,11 @@ Image preparation (the network saw renders with a black background, the object c
 any size, RGB or RGBA. The mask is `--mask` (a greyscale PNG, object > 127) or, when absent, the image's alpha
 channel if it has one. With a mask, the background is set to black and the image is cropped to the mask's
 bounding box plus a margin; the result is padded to a square with black and resized to the run's image size.
+
+`--refine_steps N` fine-tunes COPIES of the run's networks for N Adam steps on the image's own silhouette and
+colour losses at the predicted pose (evaluation/refinement.py: the §7.1-7.3 terms with the run's weights)
+before predicting; it needs the object's mask (`--mask` or an alpha channel) and never touches the run's
+checkpoint. N = 0 (the default) predicts with the run's networks.
 
 Outputs `<out>.npy` (float32 `[N, 6]` = xyz, rgb as the baseline's saved clouds, §10.1), `<out>.ply`
 (coloured points) and `<out>.png` (input | the cloud in three views). The cloud is in the network's own frame
@@ -23,6 +29,7 @@ import tensorflow as tf
 from absl import app, flags
 from PIL import Image
 
+from evaluation.refinement import TERMS, Refiner
 from model import trainer
 from viz import clouds
 
@@ -30,13 +37,17 @@ MASK_THRESHOLD = 127  # mask PNG value above which a pixel is object
 CROP_MARGIN = 0.05  # fraction of the crop's side added on each side of the mask's bounding box
 
 
-def prepare_image(image: Image.Image, size: int, mask: Image.Image | None = None) -> np.ndarray:
-    """A PIL image (any size, mode) -> network input float32 `[size, size, 3]` in [0, 1].
+def prepare_input(image: Image.Image, size: int, mask: Image.Image | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A PIL image (any size, mode) -> network input float32 `[size, size, 3]` in [0, 1], and its mask.
 
     Args:
       image: the photo or render.
       size: side of the network's input (the run's --H).
       mask: optional greyscale mask of the same size; default: the alpha channel when the image has one.
+
+    Returns:
+      (image, mask): mask float32 `[size, size]` in {0, 1} (cropped, padded and resized with the image, then
+      thresholded), or None without a mask.
 
     Raises:
       ValueError: mask of another size than the image, or a mask with no object pixel.
@@ -44,24 +55,28 @@ def prepare_image(image: Image.Image, size: int, mask: Image.Image | None = None
     if mask is None and image.mode in ("RGBA", "LA"):
         mask = image.getchannel("A")
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    inside = np.ones(rgb.shape[:2], bool)
     if mask is not None:
         if mask.size != image.size:
             raise ValueError(f"predict: mask size {mask.size} differs from image size {image.size}")
         inside = np.asarray(mask.convert("L")) > MASK_THRESHOLD
         if not inside.any():
             raise ValueError("predict: the mask has no object pixel (all values <= 127)")
-        rgb = rgb * inside[..., None]
+    rgba = np.concatenate([rgb * inside[..., None], inside[..., None]], axis=-1)  # black background
+    if mask is not None:  # crop to the mask's box plus a margin
         rows, cols = np.nonzero(inside)
-        rgb = rgb[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
-        pad = int(round(CROP_MARGIN * max(rgb.shape[:2])))
-        rgb = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)))
-    height, width = rgb.shape[:2]
+        rgba = rgba[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        pad = int(round(CROP_MARGIN * max(rgba.shape[:2])))
+        rgba = np.pad(rgba, ((pad, pad), (pad, pad), (0, 0)))
+    height, width = rgba.shape[:2]
     side = max(height, width)
-    square = np.zeros((side, side, 3), np.float32)
+    square = np.zeros((side, side, 4), np.float32)
     top, left = (side - height) // 2, (side - width) // 2
-    square[top:top + height, left:left + width] = rgb
-    resized = Image.fromarray(np.round(square * 255.0).astype(np.uint8)).resize((size, size), Image.LANCZOS)
-    return np.asarray(resized, dtype=np.float32) / 255.0
+    square[top:top + height, left:left + width] = rgba
+    # RGB and mask resized apart: Pillow resizes RGBA with premultiplied alpha, which would change the colours.
+    rgb_out, mask_out = (np.asarray(Image.fromarray(np.round(channels * 255.0).astype(np.uint8)).resize(
+        (size, size), Image.LANCZOS), dtype=np.float32) / 255.0 for channels in (square[..., :3], square[..., 3]))
+    return rgb_out, None if mask is None else (mask_out > MASK_THRESHOLD / 255.0).astype(np.float32)
 
 
 def write_ply(path, xyz: np.ndarray, rgb: np.ndarray) -> Path:
@@ -113,13 +128,22 @@ def main(argv):
     f = flags.FLAGS
     if not f.image and not f.export:
         raise app.UsageError("give --image (inference) and/or --export (export of the network)")
-    recon_net, _, run = trainer.load_for_inference(f.exp, step=f.step)
+    recon_net, pose_net, run = trainer.load_for_inference(f.exp, step=f.step)
     if f.export:
         print(f"exported the reconstruction net to {export_recon_net(recon_net, f.export)}")
     if f.image:
-        mask = Image.open(f.mask) if f.mask else None
-        image = prepare_image(Image.open(f.image), run.train.image_size, mask)
-        xyz, rgb = predict_image(recon_net, image)
+        image, mask = prepare_input(Image.open(f.image), run.train.image_size, Image.open(f.mask) if f.mask else None)
+        if f.refine_steps:
+            if mask is None:
+                raise app.UsageError("--refine_steps needs the object's mask: give --mask or an image with alpha")
+            refiner = Refiner(recon_net, pose_net, run.train, f.refine_steps)
+            refined = refiner.refine(image, mask)
+            xyz, rgb = refined["xyz"], refined["rgb"]
+            before, after = refiner.history[0], refiner.history[-1]
+            print(f"refined {f.refine_steps} steps: " + ", ".join(
+                f"{term} {b:.4g} -> {a:.4g}" for term, b, a in zip(TERMS, before, after)))
+        else:
+            xyz, rgb = predict_image(recon_net, image)
         out = f.out or str(Path(f.image).with_suffix("")) + "_pcl"
         print("wrote " + ", ".join(str(p) for p in save_prediction(out, image, xyz, rgb)))
 
@@ -130,6 +154,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).")
     flags.DEFINE_string("image", "", "Input image (any size; RGB or RGBA).")
     flags.DEFINE_string("mask", "", "Optional mask PNG (object > 127) for background removal.")
+    flags.DEFINE_integer("refine_steps", 0, "Test-time refinement: Adam steps on the image's own silhouette and "
+                         "colour losses before predicting (0: none; needs a mask).")
     flags.DEFINE_string("out", "", "Output prefix for .npy/.ply/.png (default: <image>_pcl).")
     flags.DEFINE_string("export", "", "Export the reconstruction net: a path ending in .keras, or a "
                         "directory for a TF SavedModel.")

@@ -45,13 +45,12 @@ def _data_dir() -> Path:
 def main(argv):
     del argv
     data_dir = _data_dir()
-    recon_net, _ = trainer.build_networks(64, 1024, 128)
+    nets = trainer.build_networks(64, 1024, 128)
     gt_types = ("uniform",)
-    predict_split(recon_net, data_dir, "test", FLAGS.batch_size, gt_types, progress=False)  # warm-up
-    test, t_pred_test = _timed(predict_split, recon_net, data_dir, "test", FLAGS.batch_size, gt_types,
-                               progress=False)
-    fit_set, t_pred_fit = _timed(predict_split, recon_net, data_dir, "train", FLAGS.batch_size,
-                                 gt_types, progress=False)
+    predict_split(*nets, data_dir, "test", FLAGS.batch_size, gt_types, progress=False)  # warm-up
+    test, t_pred_test = _timed(predict_split, *nets, data_dir, "test", FLAGS.batch_size, gt_types, progress=False)
+    fit_set, t_pred_fit = _timed(predict_split, *nets, data_dir, "train", FLAGS.batch_size, gt_types,
+                                 progress=False)
     m_test, m_fit = len(test.xyz), len(fit_set.xyz)
     print(f"data {data_dir}: {m_fit} fit (train) + {m_test} test models; available Chamfer backends: "
           f"{chamfer.available_backends()}")

@@ -16,6 +16,11 @@ fit's steps) and the data.
 Each run trains with train.py (a subprocess, so every run gets fresh flags) into `<out>/runs/<name>`, is then
 evaluated with the baseline's protocol (`evaluation.run`) against both GT types, and the runner writes:
   <out>/table3.md      one combined table (model, Chamfer, Fwd, Bwd, iterations, GT type) + the references
+                       (sphere, mean training shape, each run's shuffled reference), then the table of
+                       evaluation.report "does the output depend on the input" (shuffled reference, spread
+                       ratio, verdict) and the pose accuracy of every run
+  <out>/table3.png     the grid at a glance (viz.charts.grid_chart): each run's Chamfer beside its shuffled
+                       reference, its spread ratio, the mean training shape
   <out>/results.json   every run's metrics.json content
   <out>/losses_<category>.png   the loss curves of every run of a category overlaid (report figures 2-5)
   <out>/table1.png     the sampling figure (report table 1)
@@ -39,7 +44,7 @@ from evaluation import report as eval_report
 from evaluation.protocol import Protocol
 from evaluation.run import EvalSettings, run_evaluation
 from losses import kro
-from viz import clouds, loss_curves, sampling_figure
+from viz import charts, clouds, loss_curves, sampling_figure
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REALMESHES = REPO_ROOT.parent / "shared" / "data" / "realmeshes"
@@ -120,6 +125,7 @@ def train_and_evaluate(run_dir: Path, category: str, variant: str, preset: Prese
     evaluation = run_evaluation(run_dir, EvalSettings(split="test", gt_types=("uniform", "area"), label=label,
                                                       progress=False), protocol)
     clouds.evaluation_grid(evaluation, clouds.EVALUATION_MODELS)
+    charts.evaluation_chart(evaluation.report, evaluation.out_dir / charts.EVALUATION_CHART)
     print(f"[reproduce] {run_dir.name} done in {time.perf_counter() - start:.0f} s", flush=True)
     return evaluation.report
 
@@ -134,7 +140,7 @@ def run_grid(preset_name: str, out, data_dir: str | None = None, categories=("ca
     preset = PRESETS[preset_name]
     out = Path(out)
     data = prepare_data(preset, out, data_dir)
-    reports, rows, failures = {}, [], []
+    reports, rows, collapse, poses, verdicts, failures = {}, [], [], [], [], []
     protocol = Protocol(align_iters=preset.align_iters, seed=seed)
     for category in categories:
         category_reports = []
@@ -148,8 +154,11 @@ def run_grid(preset_name: str, out, data_dir: str | None = None, categories=("ca
             reports[name] = report
             category_reports.append(report)
             rows += eval_report.table_rows(report["results"], report["label"], report["step"], references=False)
+            collapse += eval_report.collapse_rows(report["results"], report["label"])
+            poses += eval_report.pose_rows(report["results"], report["label"])
+            verdicts += eval_report.verdict_lines(report["results"], report["label"])
         if category_reports:
-            # The references (sphere, mean training shape) depend on the category and the split only.
+            # The sphere and the mean training shape depend on the category and the split only.
             first = category_reports[0]
             rows += eval_report.table_rows(first["results"], first["label"], first["step"], model=False)
             logged = [r for r in category_reports if (Path(r["exp"]) / loss_curves.LOSSES_CSV).is_file()]
@@ -157,13 +166,16 @@ def run_grid(preset_name: str, out, data_dir: str | None = None, categories=("ca
                 loss_curves.plot_loss_curves([r["exp"] for r in logged], out / f"losses_{category}.png",
                                              labels=[r["label"] for r in logged])
     gt_order = list(eval_report.GT_LABELS.values())
-    rows.sort(key=lambda r: (r[0].split()[0].rstrip(":"), gt_order.index(r[5])))  # as the report's table 3
-    table = eval_report.markdown_table(rows)
+    for table_rows, gt_column in ((rows, 3), (collapse, 1), (poses, 1)):  # category, then GT type: table 3's order
+        table_rows.sort(key=lambda r: (r[0].split()[0].rstrip(":"), gt_order.index(r[gt_column])))
+    table = eval_report.tables_text(rows, collapse, poses, verdicts, dataclasses.asdict(protocol))
     notes = "".join(f"\n- {f}" for f in failures)
-    fit_splits = " / ".join(sorted({r["fit_split"] for r in reports.values()}))
+    fit_splits = " / ".join(sorted({r["reference"]["fit_split"] for r in reports.values()}))
     (out / "table3.md").write_text(f"Preset `{preset_name}`, evaluated on the test split (rotation fitted on "
                                    f"the {fit_splits} split), metrics ×1000 (baseline §10.3).\n\n{table}{notes}\n")
     (out / "results.json").write_text(json.dumps(reports, indent=2))
+    if reports:
+        charts.grid_chart(reports, out / charts.GRID_CHART)
     sampling_figure.sampling_figure({c: sampling_figure.default_mesh(c) for c in ("car", "chair")},
                                     out / "table1.png")
     print(table)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from viz import clouds, loss_curves, renders, sampling_figure
+from viz import charts, clouds, loss_curves, renders, sampling_figure
 
 PANEL_PX = int(clouds.FIGURE_INCHES_PER_PANEL * clouds.DPI)
 
@@ -33,9 +33,53 @@ def test_cloud_grid(tmp_path):
     gts = rng.normal(size=(3, 300, 3))
     out = clouds.cloud_grid(images, preds, gts, tmp_path / "clouds.png", titles=["a", "b", "c"],
                             pred_colours=rng.uniform(size=(3, 256, 3)))
-    _open_png(out, (2 + len(clouds.DEFAULT_VIEWS)) * PANEL_PX, 3 * PANEL_PX)
+    # The input, then each view twice: the prediction and the GT from the same viewpoint.
+    _open_png(out, (1 + 2 * len(clouds.DEFAULT_VIEWS)) * PANEL_PX, 3 * PANEL_PX)
     with pytest.raises(ValueError, match="same number"):
         clouds.cloud_grid(images, preds[:2], gts, tmp_path / "bad.png")
+    assert clouds.view_label((20.0, -60.0)) == "el 20°, az -60°"
+
+
+def test_a_single_row_keeps_its_titles_inside_the_picture(tmp_path):
+    """predict.py's picture (one row): the titles' dark pixels start below the top edge, not cut by it."""
+    rng = np.random.default_rng(0)
+    out = clouds.cloud_grid(rng.uniform(size=(1, 64, 64, 3)), rng.normal(size=(1, 256, 3)), None,
+                            tmp_path / "one.png", titles=["input"])
+    image = _open_png(out, (1 + len(clouds.DEFAULT_VIEWS)) * PANEL_PX, PANEL_PX)
+    dark_rows = np.flatnonzero((image[:, PANEL_PX:].min(axis=2) < 100).any(axis=1))  # titles and points
+    assert dark_rows[0] > 2
+
+
+def test_distinct_models_takes_different_models_of_every_category():
+    ids = np.array(["c1", "c1", "c2", "h1", "h1", "h2", "h3", "c3"])
+    categories = np.array(["car", "car", "car", "chair", "chair", "chair", "chair", "car"])
+    np.testing.assert_array_equal(clouds.distinct_models(ids, categories, 2), [0, 2, 3, 5])
+    np.testing.assert_array_equal(clouds.distinct_models(ids, categories, 5), [0, 2, 7, 3, 5, 6])
+
+
+def _entry(model, learned):
+    values = {"chamfer": model, "fwd": model / 2, "bwd": model / 2}
+    return {"model": values, "shuffled": {k: v * (3.0 if learned else 1.0) for k, v in values.items()},
+            "mean_shape": {"chamfer": 20.0, "fwd": 12.0, "bwd": 8.0}, "sphere": {"chamfer": 100.0, "fwd": 50.0,
+                                                                                 "bwd": 50.0},
+            "spread": {"ratio": 0.8 if learned else 0.0, "predictions": 1.0, "gt": 1.0, "pairs": 3},
+            "vs_shuffled": {"mean_difference": 1.0, "standard_error": 0.1, "n_models": 3, "beats": learned}}
+
+
+def _report(label, learned):
+    categories = {"car": _entry(5.0, learned), "chair": _entry(15.0, learned)}
+    return {"label": label, "step": 100, "split": "test", "data_dir": "data/x",
+            "results": {"uniform": {"categories": categories}, "area": {"categories": categories}}}
+
+
+def test_evaluation_and_grid_charts(tmp_path):
+    out = charts.evaluation_chart(_report("run", True), tmp_path / "chart.png")
+    image = np.asarray(Image.open(out).convert("RGB"), dtype=np.float64)
+    assert image.std() > 10.0 and len(np.unique(image.reshape(-1, 3), axis=0)) > 50
+    grid = charts.grid_chart({"a": _report("KRO", True), "b": _report("baseline", False)}, tmp_path / "grid.png")
+    assert np.asarray(Image.open(grid).convert("RGB"), dtype=np.float64).std() > 10.0
+    with pytest.raises(ValueError, match="no evaluated run"):
+        charts.grid_chart({}, tmp_path / "none.png")
 
 
 def test_sampling_figure(sample_dir, tmp_path):
@@ -64,6 +108,16 @@ def test_loss_curves_overlay_runs(tmp_path):
     _open_png(out, int(3 * 1.5 * PANEL_PX), 2 * PANEL_PX)
     with pytest.raises(FileNotFoundError, match="losses.csv"):
         loss_curves.read_losses(tmp_path / "missing")
+
+
+def test_loss_curves_label_their_y_axes(tmp_path, monkeypatch):
+    _write_losses_csv(tmp_path / "run", 12, with_kro=True)
+    drawn = []
+    monkeypatch.setattr(clouds, "save_figure", lambda fig, path: drawn.append(fig) or path)
+    loss_curves.plot_loss_curves([tmp_path / "run"], tmp_path / "losses.png")
+    labels = [ax.get_ylabel() for ax in drawn[0].axes]
+    # 10/(i+1) + j spans more than a decade only for j = 0 (loss_total): drawn on a log scale.
+    assert labels == ["loss_total (log scale)", "loss_ae", "loss_mask", "loss_kro"]
 
 
 def test_render_grid(tmp_path):

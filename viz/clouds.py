@@ -24,9 +24,10 @@ FIGURE_INCHES_PER_PANEL = 2.0
 # (elevation, azimuth) in degrees of matplotlib's 3D camera: a three-quarter view, the side, the top.
 # 3D axes leave a wide empty margin; this zoom makes a unit object fill most of its panel.
 PANEL_ZOOM = 1.4
+TITLE_INCHES = 0.3  # room above every row of panels for its titles
 DEFAULT_VIEWS = ((20.0, -60.0), (10.0, 0.0), (80.0, -90.0))
 EVALUATION_PNG = "clouds.png"  # the picture of an evaluation, beside its metrics.json
-EVALUATION_MODELS = 6  # models drawn in it (eval.py --plot_models)
+EVALUATION_MODELS = 3  # different models per category drawn in it (eval.py --plot_models)
 # Canonical (y up) -> matplotlib display (z up): (x, y, z) -> (x, -z, y), a proper rotation.
 _CANONICAL_TO_DISPLAY = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 RENDER_TO_DISPLAY = _CANONICAL_TO_DISPLAY @ CANONICAL_TO_RENDER.T
@@ -77,55 +78,86 @@ def save_figure(fig, out_path) -> Path:
     return out_path
 
 
+def view_label(view) -> str:
+    """A matplotlib view (elevation, azimuth) as a title: "el 20°, az -60°"."""
+    return f"el {view[0]:.0f}°, az {view[1]:.0f}°"
+
+
 def cloud_grid(images, preds, gts, out_path, titles=None, pred_colours=None, views=DEFAULT_VIEWS) -> Path:
-    """One row per model: input image | prediction in each view | GT in the first view.
+    """One row per model: input image | for each view, the prediction and (when given) the GT from that view.
 
     Args:
       images: float `[M, H, H, 3]` in [0, 1] (or uint8).
       preds: float `[M, N, 3]` predictions (align them to the GT frame first for a side-by-side reading).
-      gts: float `[M, K, 3]` GT clouds, or None (no GT column: inference on a new image).
+      gts: float `[M, K, 3]` GT clouds, or None (no GT panels: inference on a new image).
       out_path: PNG to write.
       titles: optional M strings (model ids) shown over the image column.
       pred_colours: optional float `[M, N, 3]` predicted RGB per point.
-      views: (elevation, azimuth) pairs for the prediction columns.
+      views: (elevation, azimuth) pairs in degrees of matplotlib's camera, written in the panel titles.
 
     Returns:
-      The PNG path. Size: (1 + len(views) + (gts is not None)) × M panels of FIGURE_INCHES_PER_PANEL · DPI px.
+      The PNG path. Size: (1 + len(views) · (1 + (gts is not None))) × M panels of
+      FIGURE_INCHES_PER_PANEL · DPI px.
     """
     n_gts = len(images) if gts is None else len(gts)
     if not len(images) == len(preds) == n_gts or len(images) == 0:
         raise ValueError(f"viz.clouds: need the same number (>= 1) of images, predictions and GT clouds, "
                          f"got {len(images)}, {len(preds)}, {n_gts}")
-    cols = 1 + len(views) + (gts is not None)
-    fig = new_figure(len(images), cols)
-    for m in range(len(images)):
-        ax = fig.add_subplot(len(images), cols, m * cols + 1)
+    per_view = 1 + (gts is not None)
+    rows, cols = len(images), 1 + len(views) * per_view
+    fig = new_figure(rows, cols)
+    for m in range(rows):
+        ax = fig.add_subplot(rows, cols, m * cols + 1)
         ax.imshow(np.asarray(images[m]))
         ax.set_axis_off()
         ax.set_title(titles[m] if titles is not None else "input", fontsize=7)
         for v, view in enumerate(views):
-            ax = fig.add_subplot(len(images), cols, m * cols + 2 + v, projection="3d")
+            first = m * cols + 2 + v * per_view
             colours = pred_colours[m] if pred_colours is not None else None
-            draw_cloud(ax, preds[m], view, colours, title=f"prediction {view[0]:.0f}/{view[1]:.0f}")
-        if gts is not None:
-            draw_cloud(fig.add_subplot(len(images), cols, m * cols + cols, projection="3d"), gts[m], views[0],
-                       title="ground truth")
-    fig.subplots_adjust(left=0.01, right=0.99, top=0.95, bottom=0.01, wspace=0.02, hspace=0.1)
+            draw_cloud(fig.add_subplot(rows, cols, first, projection="3d"), preds[m], view, colours,
+                       title=f"prediction, {view_label(view)}")
+            if gts is not None:
+                draw_cloud(fig.add_subplot(rows, cols, first + 1, projection="3d"), gts[m], view,
+                           title=f"GT, {view_label(view)}")
+    height = rows * FIGURE_INCHES_PER_PANEL
+    fig.subplots_adjust(left=0.01, right=0.99, top=1.0 - TITLE_INCHES / height, bottom=0.01, wspace=0.02,
+                        hspace=TITLE_INCHES / (FIGURE_INCHES_PER_PANEL - TITLE_INCHES))
     return save_figure(fig, out_path)
 
 
-def evaluation_grid(evaluation, n_models: int) -> Path:
-    """clouds.png of an evaluation: its first `n_models` models, aligned, beside the first GT type's cloud.
+def distinct_models(model_ids, categories, per_category: int) -> np.ndarray:
+    """Indices of the first example of up to `per_category` different models of each category (file order).
+
+    Args:
+      model_ids, categories: str `[M]`.  per_category: models drawn per category.
+
+    Returns:
+      int `[<= per_category · categories]`, grouped by category (sorted), each model once.
+    """
+    chosen = []
+    for category in sorted(set(categories)):
+        seen = set()
+        for i in np.flatnonzero(np.asarray(categories) == category):
+            if model_ids[i] not in seen and len(seen) < per_category:
+                seen.add(model_ids[i])
+                chosen.append(i)
+    return np.array(chosen, dtype=int)
+
+
+def evaluation_grid(evaluation, per_category: int) -> Path:
+    """clouds.png of an evaluation: `per_category` different models of every category, aligned, each beside
+    the first GT type's cloud seen from the same viewpoints.
 
     Args:
       evaluation: an `evaluation.run.Evaluation` (its predictions, rotated predictions and output folder).
-      n_models: models drawn (at most the split's).
+      per_category: models drawn per category (at most those of the split).
 
     Returns:
       The PNG path, `<evaluation.out_dir>/clouds.png` (see `cloud_grid`).
     """
     preds, first = evaluation.predictions, next(iter(evaluation.rotated))
-    shown = min(n_models, len(preds.xyz))
-    return cloud_grid(preds.images[:shown], evaluation.rotated[first][:shown], preds.gt[first][:shown],
-                      evaluation.out_dir / EVALUATION_PNG, titles=list(preds.model_id[:shown]),
-                      pred_colours=preds.rgb[:shown])
+    shown = distinct_models(preds.model_id, preds.category, per_category)
+    return cloud_grid(preds.images[shown], evaluation.rotated[first][shown], preds.gt[first][shown],
+                      evaluation.out_dir / EVALUATION_PNG,
+                      titles=[f"{preds.category[i]}: {preds.model_id[i]}" for i in shown],
+                      pred_colours=preds.rgb[shown])

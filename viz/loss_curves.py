@@ -89,10 +89,12 @@ def plot_loss_curves(exp_dirs, out_path, labels=None, names=None) -> Path:
                 values.append(columns[name])
         values = np.concatenate(values)
         values = values[np.isfinite(values)]
-        if values.size and np.all(values > 0) and values.max() > LOG_SPAN * values.min():
+        log = values.size and np.all(values > 0) and values.max() > LOG_SPAN * values.min()
+        if log:
             ax.set_yscale("log")
         ax.set_title(name, fontsize=8)
         ax.set_xlabel("iteration", fontsize=7)
+        ax.set_ylabel(f"{name}{' (log scale)' if log else ''}", fontsize=7)
         ax.tick_params(which="both", labelsize=6)
         ax.yaxis.get_offset_text().set_fontsize(6)
         if i == 0:
