@@ -59,7 +59,7 @@ class EvalSettings:
       max_models: evaluate only the first this many examples of the evaluation split (0: all); the fit split
         is always used whole, unless it is the evaluation split.
       refine_steps: test-time refinement steps per evaluation image (0: none; `evaluation.refinement`).
-      label: name of the run in the table (None: the run directory's name).
+      label: name of the run in the table (None: the run directory's name, with "+ refinement N steps").
       out_dir: output folder (None: `<exp>/eval/<data name>_<split>_step<k>...`, module doc).
       cache: read and write the cache.  progress: progress bars.
     """
@@ -121,6 +121,85 @@ def _rotations_to_arrays(rotations: dict[str, GlobalRotation]) -> dict[str, np.n
     return {f"{name}_{c}": getattr(r, name) for c, r in rotations.items() for name in ("angles", "rotation", "losses")}
 
 
+@dataclasses.dataclass
+class _Sources:
+    """Where each part of an evaluation comes from (resolved from the run and the settings)."""
+
+    data_dir: str | Path  # evaluation data
+    reference_dir: str | Path  # mean training shape (and, by default, the fit)
+    reference_split: str
+    fit_dir: str | Path
+    fit_split: str
+
+    @classmethod
+    def resolve(cls, s: EvalSettings, run) -> _Sources:
+        data_dir = s.data_dir or run.data_dir
+        reference_dir = s.reference_data_dir or run.data_dir
+        reference_split = s.reference_split or run.split
+        if s.fit_on_eval:
+            return cls(data_dir, reference_dir, reference_split, data_dir, s.split)
+        fit_split = s.fit_split or (reference_split if s.reference_split
+                                    else default_fit_split(reference_dir, reference_split))
+        return cls(data_dir, reference_dir, reference_split, reference_dir, fit_split)
+
+
+def _evaluation_predictions(nets, run, s: EvalSettings, src: _Sources, cache: Cache, model_key: dict):
+    """(Predictions of the evaluation split, float64 `[M, 2, len(TERMS)]` refinement losses before/after)."""
+    key = {**model_key, "data": data_identity(src.data_dir), "split": s.split, "max_models": s.max_models,
+           "refine_steps": s.refine_steps}
+    cached = cache.load("predictions", key)
+    if cached is not None:
+        return Predictions.from_arrays(cached), cached["refinement_losses"]
+    refiner = Refiner(*nets, run.train, s.refine_steps) if s.refine_steps else None
+    preds = predict_split(*nets, src.data_dir, s.split, s.batch_size, s.gt_types,
+                          None if run.categories is None else list(run.categories), s.max_models, s.progress,
+                          refiner)
+    refinement = np.stack(refiner.first_last) if refiner else np.zeros((0, 2, len(TERMS)))
+    cache.save("predictions", key, {**preds.to_arrays(), "refinement_losses": refinement})
+    return preds, refinement
+
+
+def _global_rotations(nets, s: EvalSettings, src: _Sources, protocol: Protocol, cache: Cache, model_key: dict,
+                      eval_preds: Predictions, categories: list[str]) -> dict:
+    """{gt type: {category: GlobalRotation}} fitted on the fit split's unrefined predictions: the whole split,
+    or the evaluated examples when it is the evaluation split."""
+    fit_is_eval = (Path(src.fit_dir).resolve(), src.fit_split) == (Path(src.data_dir).resolve(), s.split)
+    fit_max_models = s.max_models if fit_is_eval else 0
+    key = {**model_key, "data": data_identity(src.fit_dir), "split": src.fit_split, "categories": categories,
+           "max_models": fit_max_models, "fit": protocol.fit_settings()}
+    rotations, fit_preds = {}, None
+    for gt_type in s.gt_types:
+        cached = cache.load("rotations", {**key, "gt_type": gt_type})
+        if cached is not None:
+            rotations[gt_type] = _rotations_from_arrays(cached, categories)
+            continue
+        if fit_preds is None:
+            fit_preds = eval_preds if fit_is_eval and not s.refine_steps else predict_split(
+                *nets, src.fit_dir, src.fit_split, s.batch_size, s.gt_types, categories, fit_max_models, s.progress)
+        logging.info("eval: fitting one global rotation per category on %s of %s (%d images) against %s GT",
+                     src.fit_split, src.fit_dir, len(fit_preds.xyz), gt_type)
+        rotations[gt_type] = fit_rotations(fit_preds, gt_type, protocol, categories)
+        cache.save("rotations", {**key, "gt_type": gt_type}, _rotations_to_arrays(rotations[gt_type]))
+    return rotations
+
+
+def _mean_shapes(s: EvalSettings, src: _Sources, protocol: Protocol, cache: Cache, categories: list[str]) -> dict:
+    """{gt type: {category: float `[K, 3]`}} the mean training shapes of the reference split."""
+    key = {"data": data_identity(src.reference_dir), "split": src.reference_split, "categories": categories,
+           "seed": protocol.seed, "candidates": references.REFERENCE_CANDIDATES}
+    shapes, train_gts = {}, None
+    for gt_type in s.gt_types:
+        cached = cache.load("mean_shapes", {**key, "gt_type": gt_type})
+        if cached is None:
+            if train_gts is None:
+                train_gts = training_gts(src.reference_dir, src.reference_split, s.gt_types, categories, s.batch_size)
+            cached = {c: references.mean_training_shape(clouds, protocol.nn_method, protocol.seed)
+                      for c, clouds in train_gts[gt_type].items()}
+            cache.save("mean_shapes", {**key, "gt_type": gt_type}, cached)
+        shapes[gt_type] = cached
+    return shapes
+
+
 def run_evaluation(exp_dir, settings: EvalSettings | None = None, protocol: Protocol | None = None) -> Evaluation:
     """Evaluates one run directory and writes metrics.json, per_model.csv and table.md.
 
@@ -135,87 +214,37 @@ def run_evaluation(exp_dir, settings: EvalSettings | None = None, protocol: Prot
     s = settings or EvalSettings()
     protocol = protocol or Protocol()
     recon_net, pose_net, run = trainer.load_for_inference(exp_dir, step=s.step)
+    nets = (recon_net, pose_net)
     checkpoint = checkpointing.checkpoint_path(exp_dir, s.step)
     step = checkpointing.checkpoint_step(checkpoint)
-    data_dir = s.data_dir or run.data_dir
-    reference_dir = s.reference_data_dir or run.data_dir
-    reference_split = s.reference_split or run.split
-    if s.fit_on_eval:
-        fit_dir, fit_split = data_dir, s.split
-    else:
-        fit_dir, fit_split = reference_dir, s.fit_split or (
-            reference_split if s.reference_split else default_fit_split(reference_dir, reference_split))
-    run_categories = None if run.categories is None else list(run.categories)
+    src = _Sources.resolve(s, run)
     if s.out_dir:
         out_dir = Path(s.out_dir)
         cache_dir = out_dir / CACHE_DIR
     else:
-        out_dir = exp_dir / EVAL_DIR / evaluation_name(data_dir, s.split, step, s.refine_steps, s.max_models)
+        out_dir = exp_dir / EVAL_DIR / evaluation_name(src.data_dir, s.split, step, s.refine_steps, s.max_models)
         cache_dir = exp_dir / EVAL_DIR / CACHE_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = Cache(cache_dir if s.cache else None)
-    model_key = {"checkpoint": checkpoint_identity(checkpoint, step), "categories": run_categories,
-                 "gt_types": list(s.gt_types)}
+    model_key = {"checkpoint": checkpoint_identity(checkpoint, step),
+                 "categories": None if run.categories is None else list(run.categories), "gt_types": list(s.gt_types)}
 
-    # 1. The evaluation split's predictions (refined when asked).
-    eval_key = {**model_key, "data": data_identity(data_dir), "split": s.split, "max_models": s.max_models,
-                "refine_steps": s.refine_steps}
-    cached = cache.load("predictions", eval_key)
-    if cached is None:
-        refiner = Refiner(recon_net, pose_net, run.train, s.refine_steps) if s.refine_steps else None
-        eval_preds = predict_split(recon_net, pose_net, data_dir, s.split, s.batch_size, s.gt_types,
-                                   run_categories, s.max_models, s.progress, refiner)
-        refinement = np.stack(refiner.first_last) if refiner else np.zeros((0, 2, len(TERMS)))
-        cache.save("predictions", eval_key, {**eval_preds.to_arrays(), "refinement_losses": refinement})
-    else:
-        eval_preds, refinement = Predictions.from_arrays(cached), cached["refinement_losses"]
+    eval_preds, refinement = _evaluation_predictions(nets, run, s, src, cache, model_key)
     categories = sorted({str(c) for c in eval_preds.category})
+    rotations = _global_rotations(nets, s, src, protocol, cache, model_key, eval_preds, categories)
+    mean_shapes = _mean_shapes(s, src, protocol, cache, categories)
 
-    # 2. The rotation per category and GT type, fitted on the fit split's (unrefined) predictions: the whole
-    #    split, or the evaluated examples when it is the evaluation split.
-    fit_is_eval = (Path(fit_dir).resolve(), fit_split) == (Path(data_dir).resolve(), s.split)
-    fit_max_models = s.max_models if fit_is_eval else 0
-    fit_key = {**model_key, "data": data_identity(fit_dir), "split": fit_split, "categories": categories,
-               "max_models": fit_max_models, "fit": protocol.fit_settings()}
-    rotations, fit_preds = {}, None
-    for gt_type in s.gt_types:
-        cached = cache.load("rotations", {**fit_key, "gt_type": gt_type})
-        if cached is not None:
-            rotations[gt_type] = _rotations_from_arrays(cached, categories)
-            continue
-        if fit_preds is None:
-            fit_preds = eval_preds if fit_is_eval and not s.refine_steps else predict_split(
-                recon_net, pose_net, fit_dir, fit_split, s.batch_size, s.gt_types, categories, fit_max_models,
-                s.progress)
-        logging.info("eval: fitting one global rotation per category on %s of %s (%d images) against %s GT",
-                     fit_split, fit_dir, len(fit_preds.xyz), gt_type)
-        rotations[gt_type] = fit_rotations(fit_preds, gt_type, protocol, categories)
-        cache.save("rotations", {**fit_key, "gt_type": gt_type}, _rotations_to_arrays(rotations[gt_type]))
-
-    # 3. The mean training shape per category and GT type, from the reference split.
-    shape_key = {"data": data_identity(reference_dir), "split": reference_split, "categories": categories,
-                 "seed": protocol.seed, "candidates": references.REFERENCE_CANDIDATES}
-    mean_shapes, train_gts = {}, None
-    for gt_type in s.gt_types:
-        cached = cache.load("mean_shapes", {**shape_key, "gt_type": gt_type})
-        if cached is None:
-            if train_gts is None:
-                train_gts = training_gts(reference_dir, reference_split, s.gt_types, categories, s.batch_size)
-            cached = {c: references.mean_training_shape(clouds, protocol.nn_method, protocol.seed)
-                      for c, clouds in train_gts[gt_type].items()}
-            cache.save("mean_shapes", {**shape_key, "gt_type": gt_type}, cached)
-        mean_shapes[gt_type] = cached
-
-    # 4. Scores, references, verdicts and poses per GT type.
     pose_status = pose_net_status(run.train)
     results, per_model_by_gt, rotated_by_gt = {}, {}, {}
     for gt_type in s.gt_types:
         results[gt_type], per_model_by_gt[gt_type], rotated_by_gt[gt_type] = evaluate_gt_type(
             eval_preds, rotations[gt_type], mean_shapes[gt_type], gt_type, protocol, pose_status)
-    content = {"exp": str(exp_dir), "label": exp_dir.name if s.label is None else s.label, "step": step,
-               "data_dir": str(data_dir), "split": s.split, "n_models": len(eval_preds.xyz),
-               "reference": {"data_dir": str(reference_dir), "split": reference_split,
-                             "fit_data_dir": str(fit_dir), "fit_split": fit_split,
+    label = (exp_dir.name + (f" + refinement {s.refine_steps} steps" if s.refine_steps else "")
+             if s.label is None else s.label)
+    content = {"exp": str(exp_dir), "label": label, "step": step,
+               "data_dir": str(src.data_dir), "split": s.split, "n_models": len(eval_preds.xyz),
+               "reference": {"data_dir": str(src.reference_dir), "split": src.reference_split,
+                             "fit_data_dir": str(src.fit_dir), "fit_split": src.fit_split,
                              "note": "the rotation is fitted on fit_data_dir/fit_split; the mean training shape "
                                      "is the medoid of data_dir/split's clouds"},
                "protocol": {**dataclasses.asdict(protocol), "metric_scale": metrics.METRIC_SCALE,

@@ -1,4 +1,7 @@
-"""Point-cloud pictures: input image | predicted cloud in several views | GT cloud, for a grid of models.
+"""Point-cloud pictures: input image | for each view, the predicted cloud and the GT cloud from that viewpoint.
+
+An evaluation's clouds.png (`evaluation_grid`) shows several different models of every category (not views of
+one model), each row titled with its category and model id, each panel with its view angles in degrees.
 
 Shape legend: M models, N/K points, H image size. Clouds are float `[N, 3]` in the RENDER frame of
 `data.meshes` (object up = -x, the frame of the stored GT clouds and of aligned predictions). For display
@@ -24,7 +27,8 @@ FIGURE_INCHES_PER_PANEL = 2.0
 # (elevation, azimuth) in degrees of matplotlib's 3D camera: a three-quarter view, the side, the top.
 # 3D axes leave a wide empty margin; this zoom makes a unit object fill most of its panel.
 PANEL_ZOOM = 1.4
-TITLE_INCHES = 0.3  # room above every row of panels for its titles
+TITLE_INCHES = 0.35  # room above every row of panels for its titles (two lines)
+TITLE_CHARS = 34  # longest model id written in full over a 2-inch panel at the titles' font size
 DEFAULT_VIEWS = ((20.0, -60.0), (10.0, 0.0), (80.0, -90.0))
 EVALUATION_PNG = "clouds.png"  # the picture of an evaluation, beside its metrics.json
 EVALUATION_MODELS = 3  # different models per category drawn in it (eval.py --plot_models)
@@ -144,6 +148,11 @@ def distinct_models(model_ids, categories, per_category: int) -> np.ndarray:
     return np.array(chosen, dtype=int)
 
 
+def _shorten(text: str, limit: int = TITLE_CHARS) -> str:
+    """`text`, cut to `limit` characters with an ellipsis when longer (a title that fits its panel)."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def evaluation_grid(evaluation, per_category: int) -> Path:
     """clouds.png of an evaluation: `per_category` different models of every category, aligned, each beside
     the first GT type's cloud seen from the same viewpoints.
@@ -159,5 +168,5 @@ def evaluation_grid(evaluation, per_category: int) -> Path:
     shown = distinct_models(preds.model_id, preds.category, per_category)
     return cloud_grid(preds.images[shown], evaluation.rotated[first][shown], preds.gt[first][shown],
                       evaluation.out_dir / EVALUATION_PNG,
-                      titles=[f"{preds.category[i]}: {preds.model_id[i]}" for i in shown],
+                      titles=[f"{preds.category[i]}\n{_shorten(preds.model_id[i])}" for i in shown],
                       pred_colours=preds.rgb[shown])
