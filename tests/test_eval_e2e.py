@@ -229,6 +229,9 @@ def test_predict_and_export_reload_without_project_code(trained_run, tmp_path):
     assert "refined 3 steps: recon_loss" in stdout
     assert {p: p.read_bytes() for p in (trained_run / "checkpoints").iterdir()} == checkpoint_files
     assert np.load(tmp_path / "refined.npy").shape == (1024, 6)
+    _run(["predict.py", f"--exp={trained_run}", f"--image={tmp_path / 'photo.png'}", f"--out={tmp_path / 'zero'}",
+          "--refine_steps=0"])
+    np.testing.assert_array_equal(np.load(tmp_path / "zero.npy"), np.load(tmp_path / "pred.npy"))  # N = 0: none
     cloud = np.load(tmp_path / "pred.npy")
     assert cloud.shape == (1024, 6) and np.all(np.isfinite(cloud))
     assert (tmp_path / "pred.ply").read_text().startswith("ply\nformat ascii 1.0\nelement vertex 1024")
