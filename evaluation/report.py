@@ -93,13 +93,6 @@ def _difference(comparison: dict | None) -> str:
         f"{comparison['mean_difference']:.3f}"
 
 
-def verdict_label(entry: dict) -> str:
-    """The verdict in a few words: "learned something", "NOT learned (ignores the input)" or "undetermined"."""
-    if entry["vs_shuffled"] is None:
-        return "undetermined"
-    return "learned something" if entry["vs_shuffled"]["beats"] else "NOT learned (ignores the input)"
-
-
 def collapse_rows(results: dict, label: str) -> list[tuple]:
     """Rows of the table "does the output depend on the input" for one run (COLLAPSE_HEADER)."""
     rows = []
@@ -111,7 +104,7 @@ def collapse_rows(results: dict, label: str) -> list[tuple]:
                          _difference(entry["vs_shuffled"]), f"{entry['mean_shape']['chamfer']:.3f}",
                          _difference(entry["vs_mean_shape"]),
                          f"{spread['ratio']:.3f} ({spread['predictions']:.3f} / {spread['gt']:.3f})" if spread else "—",
-                         verdict_label(entry)))
+                         verdict.verdict_label(entry)))
     return rows
 
 
@@ -143,7 +136,7 @@ def tables_text(table3_rows: list[tuple], collapse: list[tuple], poses: list[tup
               f"model's own score. Spread ratio: mean pairwise Chamfer between the predictions of different "
               f"models ÷ the same between their GTs (at most {protocol['spread_pairs']} pairs of models); "
               f"0 for a fixed output.\n\n"
-            + f"### Does the output depend on the input?\n\nA model \"learned something\" only when it beats the "
+            + f"### Does the output depend on the input?\n\nA model \"{verdict.LEARNED}\" only when it beats the "
               f"shuffled reference: {verdict.CRITERION}. Metrics × 1000.\n\n" + markdown(COLLAPSE_HEADER, collapse)
             + "\n" + "\n".join(verdicts) + "\n"
             + "\n### Pose accuracy of the pose net\n\nGeodesic error between the predicted camera (composed with "

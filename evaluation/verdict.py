@@ -21,6 +21,7 @@ from evaluation import metrics
 
 SIGNIFICANCE_SE = 2.0  # the mean paired difference must exceed this many standard errors
 MIN_MODELS = 2  # fewest models for a standard error
+LEARNED, NOT_LEARNED, UNDETERMINED = "learned something", "NOT learned", "undetermined"
 CRITERION = (f"paired per model (views averaged): mean(reference - model) > {SIGNIFICANCE_SE:g} standard "
              f"errors of that mean")
 
@@ -54,6 +55,13 @@ def _difference(comparison: dict) -> str:
             f"over {comparison['n_models']} models")
 
 
+def verdict_label(entry: dict) -> str:
+    """The verdict of a metrics.json category entry in a few words (a table cell, a chart title)."""
+    if entry["vs_shuffled"] is None:
+        return UNDETERMINED
+    return LEARNED if entry["vs_shuffled"]["beats"] else f"{NOT_LEARNED} (ignores the input)"
+
+
 def verdict_text(category: str, entry: dict) -> str:
     """One category's verdict in words, from its metrics.json entry (needs "vs_shuffled" and "vs_mean_shape").
 
@@ -62,15 +70,15 @@ def verdict_text(category: str, entry: dict) -> str:
       predictions fit other models' GT as well as their own; then, separately, the mean-shape comparison.
     """
     name = category.capitalize()
-    shuffled = entry.get("vs_shuffled")
+    shuffled = entry["vs_shuffled"]
     if shuffled is None:
-        first = (f"{name}: undetermined: the shuffled reference needs predictions of at least {MIN_MODELS} "
+        first = (f"{name}: {UNDETERMINED}: the shuffled reference needs predictions of at least {MIN_MODELS} "
                  f"models")
     elif shuffled["beats"]:
-        first = (f"{name}: learned something: beats the shuffled reference ({_difference(shuffled)}; "
+        first = (f"{name}: {LEARNED}: beats the shuffled reference ({_difference(shuffled)}; "
                  f"spread ratio {entry['spread']['ratio']:.2f})")
     else:
-        first = (f"{name}: NOT learned: its predictions fit other models' GT as well as their own, so the output "
+        first = (f"{name}: {NOT_LEARNED}: its predictions fit other models' GT as well as their own, so the output "
                  f"ignores the input ({_difference(shuffled)} against the shuffled reference; spread ratio "
                  f"{entry['spread']['ratio']:.2f})")
     mean_shape = entry["vs_mean_shape"]

@@ -3,7 +3,7 @@
 `evaluation_chart` (chart.png beside an evaluation's table.md): one panel per (GT type, category), the
 groups Chamfer, Fwd and Bwd (× 1000, log scale: the sphere sits an order of magnitude above), one bar each for
 the model, the shuffled reference (other models' predictions), the mean training shape and the sphere; the
-panel's title gives the spread ratio and the verdict (`evaluation.report.verdict_label`).
+panel's title gives the spread ratio and the verdict (`evaluation.verdict.verdict_label`).
 
 `grid_chart` (table3.png of `experiments.reproduce`): one panel per (category, GT type), per run the model's
 Chamfer beside its shuffled reference, with the spread ratio above them, and the category's mean training
@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib import ticker
 
-from evaluation.report import GT_LABELS, verdict_label
+from evaluation.report import GT_LABELS
+from evaluation.verdict import verdict_label
 from viz import clouds
 
 EVALUATION_CHART = "chart.png"
