@@ -98,8 +98,10 @@ flags.DEFINE_enum("gt_type", "uniform", ["uniform", "area"], "Ground-truth cloud
 flags.DEFINE_float("lambda_gt", 1.0, "Weight of the ground-truth Chamfer loss when --use_gt_pcl.")
 
 # --- Back-ends, data, reproducibility, reliability -------------------------------------------------------
-flags.DEFINE_enum("projection", "fast", ["fast", "faithful"], "Renderer: the sparse fast form or the "
-                  "baseline's dense form (same values and gradients, §5.3–5.4).")
+flags.DEFINE_enum("projection", "auto", ["auto", "fused", "fast", "faithful"], "Renderer (§5.3–5.4, all with "
+                  "the same values and gradients): the custom op Projection ('fused'), the sparse TF form "
+                  "('fast'), the baseline's dense form ('faithful'), or 'auto': the op when it is built and "
+                  "loads, else 'fast' (the choice is logged).")
 flags.DEFINE_enum("chamfer_backend", "auto", ["auto", "op", "tf"], "Nearest-neighbour back-end of every "
                   "Chamfer distance: the custom op, pure TensorFlow, or the best available.")
 flags.DEFINE_integer("seed", 0, "Seed of the weights, the data order and the random poses.")

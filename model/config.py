@@ -13,7 +13,7 @@ SYMMETRY_KINDS = ("main", "multi_mask")
 KRO_VARIANTS = ("faithful", "sound", "random_partition", "anchor_angle")
 KRO_CELL_PENALTIES = ("abs", "squared")
 GT_TYPES = ("uniform", "area")
-PROJECTIONS = ("fast", "faithful")
+PROJECTIONS = ("auto", "fused", "fast", "faithful")
 CHAMFER_BACKENDS = ("auto", "op", "tf")
 
 
@@ -66,7 +66,7 @@ class TrainConfig:
     lambda_gt: float = 1.0
     neighbours: bool = False          # batches hold image_2/mask_2 (--knn_list): §7.7 terms logged
     use_mult_proj: bool = False       # --use_mult_proj: §7.7 terms in the recon loss (needs neighbours)
-    projection: str = "fast"          # model/projection.py method
+    projection: str = "auto"          # model/projection.py method ("auto": the fused op when it loaded)
     chamfer_backend: str = "auto"     # losses/chamfer.py backend
     seed: int = 0                     # weights, random poses, k of KRO
     max_nonfinite: int = 20           # consecutive skipped steps before training stops
