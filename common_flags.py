@@ -104,6 +104,9 @@ flags.DEFINE_enum("projection", "auto", ["auto", "fused", "fast", "faithful"], "
                   "loads, else 'fast' (the choice is logged).")
 flags.DEFINE_enum("chamfer_backend", "auto", ["auto", "op", "tf"], "Nearest-neighbour back-end of every "
                   "Chamfer distance: the custom op, pure TensorFlow, or the best available.")
+flags.DEFINE_enum("adam", "fused", ["fused", "keras"], "Update of both Adam optimisers (§7.8; the same "
+                  "arithmetic and checkpoints either way): 'fused', one ResourceApplyAdam kernel per variable as "
+                  "TF1's AdamOptimizer ran it, or 'keras', keras.optimizers.Adam's element-wise ops.")
 flags.DEFINE_integer("seed", 0, "Seed of the weights, the data order and the random poses.")
 flags.DEFINE_string("data_dir", "", "Data set built by `python -m data.build`. Empty: the built-in sample "
                     "at generated/datasets/sample_<H>[_v<data_views>], built automatically when missing.")
@@ -174,6 +177,6 @@ def train_config_from_flags() -> TrainConfig:
         kro_safe_norm=f.kro_safe_norm, kro_cell_penalty=f.kro_cell_penalty, kro_angle_weight=f.kro_angle_weight,
         use_gt_pcl=f.use_gt_pcl, gt_type=f.gt_type, lambda_gt=f.lambda_gt,
         neighbours=bool(f.knn_list), use_mult_proj=f.use_mult_proj,
-        projection=f.projection, chamfer_backend=f.chamfer_backend, seed=f.seed,
+        projection=f.projection, chamfer_backend=f.chamfer_backend, adam=f.adam, seed=f.seed,
         max_nonfinite=f.max_nonfinite,
     )

@@ -15,6 +15,7 @@ KRO_CELL_PENALTIES = ("abs", "squared")
 GT_TYPES = ("uniform", "area")
 PROJECTIONS = ("auto", "fused", "fast", "faithful")
 CHAMFER_BACKENDS = ("auto", "op", "tf")
+ADAM_UPDATES = ("fused", "keras")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +69,7 @@ class TrainConfig:
     use_mult_proj: bool = False       # --use_mult_proj: §7.7 terms in the recon loss (needs neighbours)
     projection: str = "auto"          # model/projection.py method ("auto": the fused op when it loaded)
     chamfer_backend: str = "auto"     # losses/chamfer.py backend
+    adam: str = "fused"               # optimiser update: one ResourceApplyAdam per variable, or Keras Adam's ops
     seed: int = 0                     # weights, random poses, k of KRO
     max_nonfinite: int = 20           # consecutive skipped steps before training stops
 
@@ -75,7 +77,7 @@ class TrainConfig:
         choices = {"mask_loss": MASK_LOSSES, "affinity_form": AFFINITY_FORMS, "cycle_mode": CYCLE_MODES,
                    "symmetry_kind": SYMMETRY_KINDS, "kro_variant": KRO_VARIANTS,
                    "kro_cell_penalty": KRO_CELL_PENALTIES, "gt_type": GT_TYPES,
-                   "projection": PROJECTIONS, "chamfer_backend": CHAMFER_BACKENDS}
+                   "projection": PROJECTIONS, "chamfer_backend": CHAMFER_BACKENDS, "adam": ADAM_UPDATES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
