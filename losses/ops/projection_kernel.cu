@@ -111,10 +111,13 @@ __global__ void GradientKernel(Shape s, Params<T> p, const T* uvw, const T* colo
   const long long k = ThreadIndex();
   if (k >= static_cast<long long>(s.batch) * s.points) return;
   const long long b = k / s.points, pixels = Pixels(s);
-  projection::PointGradient(s, p, uvw + 3 * k, colours + k * s.channels, mask + b * pixels,
-                            image + b * pixels * s.channels, state + b * pixels * kStateSize,
-                            grad_mask + b * pixels, grad_image + b * pixels * s.channels, grad_uvw + 3 * k,
-                            grad_colours + k * s.channels);
+  const T* mask_b = mask + b * pixels;
+  const T* grad_mask_b = grad_mask + b * pixels;
+  projection::PointGradient(
+      s, p, uvw + 3 * k, colours + k * s.channels,
+      [&](int pixel) { return projection::SilhouetteSumGradient(mask_b[pixel], grad_mask_b[pixel]); },
+      image + b * pixels * s.channels, state + b * pixels * kStateSize, grad_image + b * pixels * s.channels,
+      grad_uvw + 3 * k, grad_colours + k * s.channels);
 }
 
 int Blocks(long long count) { return static_cast<int>((count + kThreads - 1) / kThreads); }

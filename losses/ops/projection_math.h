@@ -46,6 +46,7 @@ struct Params {
   T softmax_eps;  // logit = beta / (d + softmax_eps)
   T renorm_eps;   // prob / (Σ prob + renorm_eps)
   T splat_step;   // exp(-1/σ²), derived: see SplatWeights
+  T logit_outside;  // beta / (max_depth + softmax_eps), derived: the logit of every point outside a well
 };
 
 PROJECTION_HD float Exp(float x) { return expf(x); }
@@ -53,14 +54,16 @@ PROJECTION_HD double Exp(double x) { return exp(x); }
 
 template <typename T>
 Params<T> MakeParams(const double* values) {
-  const T sigma_sq = static_cast<T>(values[kSigmaSq]);
+  const T sigma_sq = static_cast<T>(values[kSigmaSq]), beta = static_cast<T>(values[kBeta]);
+  const T max_depth = static_cast<T>(values[kMaxDepth]), softmax_eps = static_cast<T>(values[kSoftmaxEps]);
   return Params<T>{sigma_sq,
-                   static_cast<T>(values[kBeta]),
+                   beta,
                    static_cast<T>(values[kDepthShift]),
-                   static_cast<T>(values[kMaxDepth]),
-                   static_cast<T>(values[kSoftmaxEps]),
+                   max_depth,
+                   softmax_eps,
                    static_cast<T>(values[kRenormEps]),
-                   Exp(T(-1) / sigma_sq)};
+                   Exp(T(-1) / sigma_sq),
+                   beta / (max_depth + softmax_eps)};
 }
 
 // Sizes of one call: B batch, N points, C colour channels (0: silhouette only), H = W = image_size, the
@@ -225,18 +228,27 @@ PROJECTION_HD void FinishPixel(const Shape& s, const Params<T>& p, T* mask, T* i
     state[0] = state[2] = T(0);
     return;
   }
-  const T outside = (T(s.points) - state[1]) * Exp(Logit(p.max_depth, p) - state[0]);
+  // The N - count points outside the well: below e^-60 their weight changes D (>= 1) by less than float64's
+  // rounding for any N < 1e18, so the exponential is skipped (a NaN count still makes D NaN).
+  const T gap = p.logit_outside - state[0];
+  const T outside = (T(s.points) - state[1]) * (gap > T(-60) ? Exp(gap) : T(0));
   state[2] = state[2] + p.renorm_eps * (state[2] + outside);
   for (int c = 0; c < s.channels; ++c) image[c] /= state[2];
 }
 
-// Gradients of one point with respect to (u, v, w) and its colour, from the forward outputs of its batch
-// element (mask [H, W], image [H, W, C], state [H, W, 3]) and the incoming gradients (grad_mask [H, W],
-// grad_image [H, W, C]). A point with a NaN coordinate gets NaN gradients.
+// dL/dS at a pixel, from the silhouette M = tanh(S) and dL/dM there: dL/dM · (1 - M²).
 template <typename T>
+PROJECTION_HD T SilhouetteSumGradient(T mask, T grad_mask) {
+  return grad_mask * (T(1) - mask * mask);
+}
+
+// Gradients of one point with respect to (u, v, w) and its colour, from its batch element's dL/dS
+// (sum_grad(pixel), see SilhouetteSumGradient), colour image [H, W, C] and state [H, W, 3], and dL/dimage
+// (grad_image [H, W, C]). A point with a NaN coordinate gets NaN gradients.
+template <typename T, typename SumGradient>
 PROJECTION_HD void PointGradient(const Shape& s, const Params<T>& p, const T* point, const T* colour,
-                                 const T* mask, const T* image, const T* state, const T* grad_mask,
-                                 const T* grad_image, T* grad_point, T* grad_colour) {
+                                 SumGradient sum_grad, const T* image, const T* state, const T* grad_image,
+                                 T* grad_point, T* grad_colour) {
   const T u = point[0], v = point[1], w = point[2];
   if (IsNan(u) || IsNan(v) || IsNan(w)) {
     const T nan = u + v + w;
@@ -256,8 +268,7 @@ PROJECTION_HD void PointGradient(const Shape& s, const Params<T>& p, const T* po
       const T slope_u = SplatSlope(u, i, weight_u[i - i0], p);
       T sum_u = T(0), sum_v = T(0);
       for (int j = j0; j <= j1; ++j) {
-        const int pixel = i * s.image_size + j;
-        const T g = grad_mask[pixel] * (T(1) - mask[pixel] * mask[pixel]);  // through tanh
+        const T g = sum_grad(i * s.image_size + j);
         sum_u += g * weight_v[j - j0];
         sum_v += g * slope_v[j - j0];
       }

@@ -213,27 +213,26 @@ void ForwardBand(const Shape& s, const Params<T>& p, const T* uvw, const T* colo
                                   [&](int pixel, T weight) { mask[pixel] += weight; });
   }
   if (s.channels > 0) {
-    // Pass 1: each well's largest logit (the softmax's shift) and number of visible points.
+    // One pass (an online softmax): each well's largest logit so far is its shift; Z = Σ e^(l - shift) and
+    // Σ e^(l - shift)·colour are rescaled whenever a point raises it. (The CUDA kernel, which adds with
+    // atomics, finds the largest logit in a pass of its own first.)
     for (int n = 0; n < s.points; ++n) {
       const T* point = uvw + 3 * n;
+      const T* colour = colours + static_cast<int64_t>(n) * s.channels;
       nan_w |= projection::IsNan(point[2]);  // the whole image becomes NaN, as in the dense form
       projection::ForEachWellPixel(s, p, point[0], point[1], point[2], row_begin, row_end,
                                    [&](int pixel, T logit) {
                                      T* st = state + projection::kStateSize * pixel;
-                                     st[0] = std::max(st[0], logit);
-                                     st[1] += T(1);
-                                   });
-    }
-    // Pass 2: Z = Σ e^(l - shift) and Σ e^(l - shift) · colour.
-    for (int n = 0; n < s.points; ++n) {
-      const T* point = uvw + 3 * n;
-      const T* colour = colours + static_cast<int64_t>(n) * s.channels;
-      projection::ForEachWellPixel(s, p, point[0], point[1], point[2], row_begin, row_end,
-                                   [&](int pixel, T logit) {
-                                     T* st = state + projection::kStateSize * pixel;
-                                     const T e = projection::ShiftedExp(logit, st[0]);
-                                     st[2] += e;
                                      T* out = image + static_cast<int64_t>(pixel) * s.channels;
+                                     if (logit > st[0]) {  // a new largest logit (st[0] starts at -inf)
+                                       const T scale = projection::Exp(st[0] - logit);
+                                       st[0] = logit;
+                                       st[2] *= scale;
+                                       for (int c = 0; c < s.channels; ++c) out[c] *= scale;
+                                     }
+                                     const T e = projection::ShiftedExp(logit, st[0]);
+                                     st[1] += T(1);
+                                     st[2] += e;
                                      for (int c = 0; c < s.channels; ++c) out[c] += e * colour[c];
                                    });
     }
@@ -314,23 +313,36 @@ class ProjectionGradCpuOp : public ProjectionBase {
     T* grad_uvw_data = grad_uvw->flat<T>().data();
     T* grad_colours_data = grad_colours->flat<T>().data();
     const int64_t pixels = static_cast<int64_t>(s.image_size) * s.image_size;
-    const int blocks = (s.points + kPointsPerBlock - 1) / kPointsPerBlock;
-    const int64_t window = (2 * s.splat_radius + 1) * (2 * s.splat_radius + 1) * 8;
-    const int64_t well = s.channels > 0 ? (2 * s.well_radius + 1) * (2 * s.well_radius + 1) * (30 + 6 * s.channels) : 0;
+    // dL/dS of every pixel once, instead of once per point whose window covers it.
+    Tensor sum_grad_tensor;
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DataTypeToEnum<T>::value,
+                                           TensorShape({s.batch, s.image_size, s.image_size}), &sum_grad_tensor));
+    T* sum_grad = sum_grad_tensor.flat<T>().data();
     const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+    tensorflow::Shard(workers->num_threads, workers->workers, s.batch * pixels, 4,
+                      [&](int64_t begin, int64_t end) {
+                        for (int64_t k = begin; k < end; ++k) {
+                          sum_grad[k] = projection::SilhouetteSumGradient(mask[k], grad_mask[k]);
+                        }
+                      });
+    const int blocks = (s.points + kPointsPerBlock - 1) / kPointsPerBlock;
+    const int64_t window = (2 * s.splat_radius + 1) * (2 * s.splat_radius + 1) * 4;
+    const int64_t well = s.channels > 0 ? (2 * s.well_radius + 1) * (2 * s.well_radius + 1) * (30 + 6 * s.channels) : 0;
     tensorflow::Shard(workers->num_threads, workers->workers, static_cast<int64_t>(s.batch) * blocks,
                       kPointsPerBlock * (40 + window + well), [&](int64_t begin, int64_t end) {
                         for (int64_t unit = begin; unit < end; ++unit) {
                           const int64_t b = unit / blocks;
                           const int first = static_cast<int>(unit % blocks) * kPointsPerBlock;
                           const int last = std::min(first + kPointsPerBlock, s.points);
+                          const T* sum_grad_b = sum_grad + b * pixels;
                           for (int n = first; n < last; ++n) {
                             const int64_t point = b * s.points + n;
                             projection::PointGradient(
-                                s, p, uvw + 3 * point, colours + point * s.channels, mask + b * pixels,
+                                s, p, uvw + 3 * point, colours + point * s.channels,
+                                [sum_grad_b](int pixel) { return sum_grad_b[pixel]; },
                                 image + b * pixels * s.channels, state + b * pixels * projection::kStateSize,
-                                grad_mask + b * pixels, grad_image + b * pixels * s.channels,
-                                grad_uvw_data + 3 * point, grad_colours_data + point * s.channels);
+                                grad_image + b * pixels * s.channels, grad_uvw_data + 3 * point,
+                                grad_colours_data + point * s.channels);
                           }
                         }
                       });
