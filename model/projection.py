@@ -9,7 +9,7 @@ Baseline §5.3 (silhouette ``cont_proj``) and §5.4 (colour ``rgb_cont_proj``), 
     form up to float rounding (silhouette: plus a truncation error below ``SPLAT_TOLERANCE`` per point).
   * ``*_fused``: the fast form's arithmetic in one custom op, ``Projection`` (losses/ops: a multi-threaded C++
     CPU kernel and a CUDA kernel, float32 and float64), which renders both images in one pass over the points
-    and has its own backward op; no intermediate tensor at all.
+    and has its own backward op; no [B, N, window] intermediates.
 
 ``render`` and ``silhouette`` take ``method``: "faithful", "fast", "fused", or "auto" (the default), which is
 "fused" when the op library loaded (and has its CUDA kernel if TensorFlow sees a GPU) and "fast" otherwise,
