@@ -35,19 +35,14 @@
 #include "xla/stream_executor/stream.h"
 #endif
 
+namespace tensorflow {
 namespace {
 
-using ::tensorflow::DEVICE_CPU;
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
-using ::tensorflow::TensorShape;
-using ::tensorflow::shape_inference::DimensionHandle;
-using ::tensorflow::shape_inference::InferenceContext;
-using ::tensorflow::shape_inference::ShapeHandle;
-using projection::Params;
-using projection::Shape;
+using ::projection::Params;
+using ::projection::Shape;
+using shape_inference::DimensionHandle;
+using shape_inference::InferenceContext;
+using shape_inference::ShapeHandle;
 
 absl::Status ProjectionShape(InferenceContext* c) {
   ShapeHandle uvw, colours, params;
@@ -56,7 +51,7 @@ absl::Status ProjectionShape(InferenceContext* c) {
   TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 1, &params));
   DimensionHandle unused, batch;
   TF_RETURN_IF_ERROR(c->WithValue(c->Dim(uvw, 2), 3, &unused));
-  TF_RETURN_IF_ERROR(c->WithValue(c->Dim(params, 0), projection::kNumParams, &unused));
+  TF_RETURN_IF_ERROR(c->WithValue(c->Dim(params, 0), ::projection::kNumParams, &unused));
   TF_RETURN_IF_ERROR(c->Merge(c->Dim(uvw, 0), c->Dim(colours, 0), &batch));
   TF_RETURN_IF_ERROR(c->Merge(c->Dim(uvw, 1), c->Dim(colours, 1), &unused));
   int64_t size;
@@ -108,16 +103,16 @@ REGISTER_OP("ProjectionGrad")
 Gradients of Projection's mask and image with respect to uvw and colours (none w.r.t. params).
 )doc");
 
-// Attributes and input checks shared by the kernels.
+// Attributes and the checks of a call, shared by every kernel.
 class ProjectionBase : public OpKernel {
  public:
   explicit ProjectionBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("image_size", &image_size_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("splat_radius", &splat_radius_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("well_radius", &well_radius_));
-    OP_REQUIRES(ctx, splat_radius_ <= projection::kMaxSplatRadius,
-                tensorflow::errors::InvalidArgument("Projection: splat_radius ", splat_radius_, " exceeds ",
-                                                    projection::kMaxSplatRadius, " (sigma_sq too large)"));
+    OP_REQUIRES(ctx, splat_radius_ <= ::projection::kMaxSplatRadius,
+                errors::InvalidArgument("Projection: splat_radius ", splat_radius_, " exceeds ",
+                                        ::projection::kMaxSplatRadius, " (sigma_sq too large)"));
   }
 
  protected:
@@ -127,59 +122,113 @@ class ProjectionBase : public OpKernel {
     const Tensor& colours = ctx->input(1);
     const Tensor& params = ctx->input(2);
     if (uvw.dims() != 3 || uvw.dim_size(2) != 3) {
-      return tensorflow::errors::InvalidArgument("Projection: uvw must have shape [B, N, 3], got ",
-                                                 uvw.shape().DebugString());
+      return errors::InvalidArgument("Projection: uvw must have shape [B, N, 3], got ", uvw.shape().DebugString());
     }
     if (colours.dims() != 3 || colours.dim_size(0) != uvw.dim_size(0) || colours.dim_size(1) != uvw.dim_size(1)) {
-      return tensorflow::errors::InvalidArgument("Projection: colours must have shape [B, N, C] with the B and N "
-                                                 "of uvw ", uvw.shape().DebugString(), ", got ",
-                                                 colours.shape().DebugString());
+      return errors::InvalidArgument("Projection: colours must have shape [B, N, C] with the B and N of uvw ",
+                                     uvw.shape().DebugString(), ", got ", colours.shape().DebugString());
     }
-    if (params.dims() != 1 || params.dim_size(0) != projection::kNumParams) {
-      return tensorflow::errors::InvalidArgument("Projection: params must have shape [", projection::kNumParams,
-                                                 "], got ", params.shape().DebugString());
+    if (params.dims() != 1 || params.dim_size(0) != ::projection::kNumParams) {
+      return errors::InvalidArgument("Projection: params must have shape [", ::projection::kNumParams, "], got ",
+                                     params.shape().DebugString());
     }
     const int64_t int_max = std::numeric_limits<int>::max();
     const int64_t pixels = static_cast<int64_t>(image_size_) * image_size_;
-    const int64_t widest = std::max<int64_t>(projection::kStateSize, colours.dim_size(2));
+    const int64_t widest = std::max<int64_t>(::projection::kStateSize, colours.dim_size(2));
     if (uvw.dim_size(1) > int_max || uvw.dim_size(0) * pixels * widest > int_max ||
         uvw.dim_size(0) * uvw.dim_size(1) * widest > int_max) {
-      return tensorflow::errors::InvalidArgument("Projection: sizes must fit in int32 (B = ", uvw.dim_size(0),
-                                                 ", N = ", uvw.dim_size(1), ", C = ", colours.dim_size(2),
-                                                 ", H = W = ", image_size_, ")");
+      return errors::InvalidArgument("Projection: sizes must fit in int32 (B = ", uvw.dim_size(0), ", N = ",
+                                     uvw.dim_size(1), ", C = ", colours.dim_size(2), ", H = W = ", image_size_, ")");
     }
     *shape = Shape{static_cast<int>(uvw.dim_size(0)), static_cast<int>(uvw.dim_size(1)),
                    static_cast<int>(colours.dim_size(2)), image_size_, splat_radius_, well_radius_};
     return absl::OkStatus();
   }
 
-  // For ProjectionGrad: mask, image, colour_state and the two incoming gradients have the forward shapes.
-  static absl::Status CheckForwardTensors(OpKernelContext* ctx, const Shape& s) {
-    const TensorShape mask({s.batch, s.image_size, s.image_size});
-    const TensorShape image({s.batch, s.image_size, s.image_size, s.channels});
-    const TensorShape state({s.batch, s.image_size, s.image_size, projection::kStateSize});
-    const TensorShape expected[] = {mask, image, state, mask, image};
-    const char* names[] = {"mask", "image", "colour_state", "grad_mask", "grad_image"};
-    for (int k = 0; k < 5; ++k) {
-      if (ctx->input(3 + k).shape() != expected[k]) {
-        return tensorflow::errors::InvalidArgument("ProjectionGrad: ", names[k], " must have shape ",
-                                                   expected[k].DebugString(), ", got ",
-                                                   ctx->input(3 + k).shape().DebugString());
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  // params widened to double, read on the host (the GPU kernels register params as host memory).
-  template <typename T>
-  static std::vector<double> HostParams(const Tensor& params) {
-    const auto flat = params.flat<T>();
-    return std::vector<double>(flat.data(), flat.data() + flat.size());
-  }
-
   int image_size_ = 0;
   int splat_radius_ = 0;
   int well_radius_ = 0;
+};
+
+// params widened to double, read on the host (the GPU kernels register params as host memory).
+template <typename T>
+std::vector<double> HostParams(const Tensor& params) {
+  const auto flat = params.flat<T>();
+  return std::vector<double>(flat.data(), flat.data() + flat.size());
+}
+
+// The tensors of one call (device memory for the GPU kernels), laid out as the op's documentation says.
+template <typename T>
+struct ForwardTensors {
+  const T *uvw, *colours;
+  T *mask, *image, *state;
+};
+
+template <typename T>
+struct BackwardTensors {
+  const T *uvw, *colours, *mask, *image, *state, *grad_mask, *grad_image;
+  T *grad_uvw, *grad_colours;
+};
+
+// `Projection`: checks, params and outputs here; the device's work in Launch.
+template <typename T>
+class ProjectionOp : public ProjectionBase {
+ public:
+  using ProjectionBase::ProjectionBase;
+
+  void Compute(OpKernelContext* ctx) override {
+    Shape s;
+    OP_REQUIRES_OK(ctx, CheckInputs(ctx, &s));
+    const std::vector<double> params = HostParams<T>(ctx->input(2));
+    Tensor *mask = nullptr, *image = nullptr, *state = nullptr;
+    const int size = s.image_size;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({s.batch, size, size}), &mask));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({s.batch, size, size, s.channels}), &image));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({s.batch, size, size, ::projection::kStateSize}),
+                                             &state));
+    Launch(ctx, s, params.data(),
+           ForwardTensors<T>{ctx->input(0).flat<T>().data(), ctx->input(1).flat<T>().data(), mask->flat<T>().data(),
+                             image->flat<T>().data(), state->flat<T>().data()});
+  }
+
+ protected:
+  virtual void Launch(OpKernelContext* ctx, const Shape& s, const double* params, const ForwardTensors<T>& t) = 0;
+};
+
+// `ProjectionGrad`: checks (mask, image, colour_state and the incoming gradients must have the forward pass's
+// shapes), params and outputs here; the device's work in Launch.
+template <typename T>
+class ProjectionGradOp : public ProjectionBase {
+ public:
+  using ProjectionBase::ProjectionBase;
+
+  void Compute(OpKernelContext* ctx) override {
+    Shape s;
+    OP_REQUIRES_OK(ctx, CheckInputs(ctx, &s));
+    const TensorShape mask({s.batch, s.image_size, s.image_size});
+    const TensorShape image({s.batch, s.image_size, s.image_size, s.channels});
+    const TensorShape state({s.batch, s.image_size, s.image_size, ::projection::kStateSize});
+    const TensorShape expected[] = {mask, image, state, mask, image};
+    const char* names[] = {"mask", "image", "colour_state", "grad_mask", "grad_image"};
+    for (int k = 0; k < 5; ++k) {
+      OP_REQUIRES(ctx, ctx->input(3 + k).shape() == expected[k],
+                  errors::InvalidArgument("ProjectionGrad: ", names[k], " must have shape ",
+                                          expected[k].DebugString(), ", got ",
+                                          ctx->input(3 + k).shape().DebugString()));
+    }
+    const std::vector<double> params = HostParams<T>(ctx->input(2));
+    Tensor *grad_uvw = nullptr, *grad_colours = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ctx->input(0).shape(), &grad_uvw));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, ctx->input(1).shape(), &grad_colours));
+    const T* in[8];
+    for (int k = 0; k < 8; ++k) in[k] = ctx->input(k).flat<T>().data();
+    Launch(ctx, s, params.data(),
+           BackwardTensors<T>{in[0], in[1], in[3], in[4], in[5], in[6], in[7], grad_uvw->flat<T>().data(),
+                              grad_colours->flat<T>().data()});
+  }
+
+ protected:
+  virtual void Launch(OpKernelContext* ctx, const Shape& s, const double* params, const BackwardTensors<T>& t) = 0;
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -199,17 +248,17 @@ void ForwardBand(const Shape& s, const Params<T>& p, const T* uvw, const T* colo
   std::fill(mask + first, mask + last, T(0));
   std::fill(image + first * s.channels, image + last * s.channels, T(0));
   for (int64_t k = first; k < last; ++k) {
-    state[projection::kStateSize * k] = s.channels > 0 ? -std::numeric_limits<T>::infinity() : T(0);
-    state[projection::kStateSize * k + 1] = state[projection::kStateSize * k + 2] = T(0);
+    state[::projection::kStateSize * k] = s.channels > 0 ? -std::numeric_limits<T>::infinity() : T(0);
+    state[::projection::kStateSize * k + 1] = state[::projection::kStateSize * k + 2] = T(0);
   }
   bool nan_uv = false, nan_w = false;
   for (int n = 0; n < s.points; ++n) {
     const T* point = uvw + 3 * n;
-    if (projection::IsNan(point[0]) || projection::IsNan(point[1])) {
+    if (::projection::IsNan(point[0]) || ::projection::IsNan(point[1])) {
       nan_uv = true;  // the whole mask becomes NaN, as in the dense form
       continue;
     }
-    projection::ForEachSplatPixel(s, p, point[0], point[1], row_begin, row_end,
+    ::projection::ForEachSplatPixel(s, p, point[0], point[1], row_begin, row_end,
                                   [&](int pixel, T weight) { mask[pixel] += weight; });
   }
   if (s.channels > 0) {
@@ -219,18 +268,18 @@ void ForwardBand(const Shape& s, const Params<T>& p, const T* uvw, const T* colo
     for (int n = 0; n < s.points; ++n) {
       const T* point = uvw + 3 * n;
       const T* colour = colours + static_cast<int64_t>(n) * s.channels;
-      nan_w |= projection::IsNan(point[2]);  // the whole image becomes NaN, as in the dense form
-      projection::ForEachWellPixel(s, p, point[0], point[1], point[2], row_begin, row_end,
+      nan_w |= ::projection::IsNan(point[2]);  // the whole image becomes NaN, as in the dense form
+      ::projection::ForEachWellPixel(s, p, point[0], point[1], point[2], row_begin, row_end,
                                    [&](int pixel, T logit) {
-                                     T* st = state + projection::kStateSize * pixel;
+                                     T* st = state + ::projection::kStateSize * pixel;
                                      T* out = image + static_cast<int64_t>(pixel) * s.channels;
                                      if (logit > st[0]) {  // a new largest logit (st[0] starts at -inf)
-                                       const T scale = projection::Exp(st[0] - logit);
+                                       const T scale = ::projection::Exp(st[0] - logit);
                                        st[0] = logit;
                                        st[2] *= scale;
                                        for (int c = 0; c < s.channels; ++c) out[c] *= scale;
                                      }
-                                     const T e = projection::ShiftedExp(logit, st[0]);
+                                     const T e = ::projection::ShiftedExp(logit, st[0]);
                                      st[1] += T(1);
                                      st[2] += e;
                                      for (int c = 0; c < s.channels; ++c) out[c] += e * colour[c];
@@ -239,133 +288,102 @@ void ForwardBand(const Shape& s, const Params<T>& p, const T* uvw, const T* colo
   }
   for (int64_t k = first; k < last; ++k) {
     if (nan_uv) mask[k] = nan;
-    if (nan_w) state[projection::kStateSize * k + 1] = nan;
-    projection::FinishPixel(s, p, mask + k, image + k * s.channels, state + projection::kStateSize * k);
+    if (nan_w) state[::projection::kStateSize * k + 1] = nan;
+    ::projection::FinishPixel(s, p, mask + k, image + k * s.channels, state + ::projection::kStateSize * k);
   }
 }
 
-template <typename T>
-class ProjectionCpuOp : public ProjectionBase {
- public:
-  using ProjectionBase::ProjectionBase;
+// The device tags of Run: each op's work on the CPU (here) or the GPU (projection_kernel.cu).
+struct OnCpu {};
+struct OnGpu {};
 
-  void Compute(OpKernelContext* ctx) override {
-    Shape s;
-    OP_REQUIRES_OK(ctx, CheckInputs(ctx, &s));
-    const std::vector<double> values = HostParams<T>(ctx->input(2));
-    const Params<T> p = projection::MakeParams<T>(values.data());
-    const int size = s.image_size;
-    Tensor *mask = nullptr, *image = nullptr, *state = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({s.batch, size, size}), &mask));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({s.batch, size, size, s.channels}), &image));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({s.batch, size, size, projection::kStateSize}),
-                                             &state));
-    const T* uvw = ctx->input(0).flat<T>().data();
-    const T* colours = ctx->input(1).flat<T>().data();
-    T* mask_data = mask->flat<T>().data();
-    T* image_data = image->flat<T>().data();
-    T* state_data = state->flat<T>().data();
-    const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-    // Enough bands of rows per image for every thread to get about two shards (each band scans every point).
-    const int bands = std::min((size + kMinBandRows - 1) / kMinBandRows,
-                               std::max(1, (2 * workers->num_threads + s.batch - 1) / std::max(1, s.batch)));
-    const int band_rows = (size + bands - 1) / bands;
-    const int64_t pixels = static_cast<int64_t>(size) * size;
-    // Shard's cost unit is about one cycle: a point's window, its well (two passes), each pixel's finish.
-    const int64_t window = (2 * s.splat_radius + 1) * (2 * s.splat_radius + 1) * 4;
-    const int64_t well = s.channels > 0 ? (2 * s.well_radius + 1) * (2 * s.well_radius + 1) * (30 + s.channels) : 0;
-    const int64_t cost = s.points * (20 + (window + well) / bands) + 30 * pixels / bands;
-    tensorflow::Shard(workers->num_threads, workers->workers, static_cast<int64_t>(s.batch) * bands, cost,
-                      [&](int64_t begin, int64_t end) {
-                        for (int64_t unit = begin; unit < end; ++unit) {
-                          const int64_t b = unit / bands;
-                          const int row_begin = std::min(static_cast<int>(unit % bands) * band_rows, size);
-                          ForwardBand(s, p, uvw + b * s.points * 3, colours + b * s.points * s.channels,
-                                      row_begin, std::min(row_begin + band_rows, size), mask_data + b * pixels,
-                                      image_data + b * pixels * s.channels,
-                                      state_data + b * pixels * projection::kStateSize);
-                        }
-                      });
+// The kernel of an op on a device: `Base` (ProjectionOp<T> or ProjectionGradOp<T>) with Run as its Launch.
+template <typename Base, typename Tensors, typename Device>
+class Kernel : public Base {
+ public:
+  using Base::Base;
+
+ protected:
+  void Launch(OpKernelContext* ctx, const Shape& s, const double* params, const Tensors& t) override {
+    Run(Device(), ctx, s, params, t);
   }
 };
 
+// Forward pass on the CPU: shards of (batch element, band of rows).
 template <typename T>
-class ProjectionGradCpuOp : public ProjectionBase {
- public:
-  using ProjectionBase::ProjectionBase;
+void Run(OnCpu, OpKernelContext* ctx, const Shape& s, const double* params, const ForwardTensors<T>& t) {
+  const Params<T> p = ::projection::MakeParams<T>(params);
+  const int size = s.image_size;
+  const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+  // Enough bands of rows per image for every thread to get about two shards (each band scans every point).
+  const int bands = std::min((size + kMinBandRows - 1) / kMinBandRows,
+                             std::max(1, (2 * workers->num_threads + s.batch - 1) / std::max(1, s.batch)));
+  const int band_rows = (size + bands - 1) / bands;
+  const int64_t pixels = static_cast<int64_t>(size) * size;
+  // Shard's cost unit is about one cycle: a point's window, its well, each pixel's finish.
+  const int64_t window = (2 * s.splat_radius + 1) * (2 * s.splat_radius + 1) * 4;
+  const int64_t well = s.channels > 0 ? (2 * s.well_radius + 1) * (2 * s.well_radius + 1) * (30 + s.channels) : 0;
+  const int64_t cost = s.points * (20 + (window + well) / bands) + 30 * pixels / bands;
+  Shard(workers->num_threads, workers->workers, static_cast<int64_t>(s.batch) * bands, cost,
+        [&](int64_t begin, int64_t end) {
+          for (int64_t unit = begin; unit < end; ++unit) {
+            const int64_t b = unit / bands;
+            const int row_begin = std::min(static_cast<int>(unit % bands) * band_rows, size);
+            ForwardBand(s, p, t.uvw + b * s.points * 3, t.colours + b * s.points * s.channels, row_begin,
+                        std::min(row_begin + band_rows, size), t.mask + b * pixels,
+                        t.image + b * pixels * s.channels, t.state + b * pixels * ::projection::kStateSize);
+          }
+        });
+}
 
-  void Compute(OpKernelContext* ctx) override {
-    Shape s;
-    OP_REQUIRES_OK(ctx, CheckInputs(ctx, &s));
-    OP_REQUIRES_OK(ctx, CheckForwardTensors(ctx, s));
-    const std::vector<double> values = HostParams<T>(ctx->input(2));
-    const Params<T> p = projection::MakeParams<T>(values.data());
-    Tensor *grad_uvw = nullptr, *grad_colours = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ctx->input(0).shape(), &grad_uvw));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, ctx->input(1).shape(), &grad_colours));
-    const T* uvw = ctx->input(0).flat<T>().data();
-    const T* colours = ctx->input(1).flat<T>().data();
-    const T* mask = ctx->input(3).flat<T>().data();
-    const T* image = ctx->input(4).flat<T>().data();
-    const T* state = ctx->input(5).flat<T>().data();
-    const T* grad_mask = ctx->input(6).flat<T>().data();
-    const T* grad_image = ctx->input(7).flat<T>().data();
-    T* grad_uvw_data = grad_uvw->flat<T>().data();
-    T* grad_colours_data = grad_colours->flat<T>().data();
-    const int64_t pixels = static_cast<int64_t>(s.image_size) * s.image_size;
-    // dL/dS of every pixel once, instead of once per point whose window covers it.
-    Tensor sum_grad_tensor;
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DataTypeToEnum<T>::value,
-                                           TensorShape({s.batch, s.image_size, s.image_size}), &sum_grad_tensor));
-    T* sum_grad = sum_grad_tensor.flat<T>().data();
-    const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-    tensorflow::Shard(workers->num_threads, workers->workers, s.batch * pixels, 4,
-                      [&](int64_t begin, int64_t end) {
-                        for (int64_t k = begin; k < end; ++k) {
-                          sum_grad[k] = projection::SilhouetteSumGradient(mask[k], grad_mask[k]);
-                        }
-                      });
-    const int blocks = (s.points + kPointsPerBlock - 1) / kPointsPerBlock;
-    const int64_t window = (2 * s.splat_radius + 1) * (2 * s.splat_radius + 1) * 4;
-    const int64_t well = s.channels > 0 ? (2 * s.well_radius + 1) * (2 * s.well_radius + 1) * (30 + 6 * s.channels) : 0;
-    tensorflow::Shard(workers->num_threads, workers->workers, static_cast<int64_t>(s.batch) * blocks,
-                      kPointsPerBlock * (40 + window + well), [&](int64_t begin, int64_t end) {
-                        for (int64_t unit = begin; unit < end; ++unit) {
-                          const int64_t b = unit / blocks;
-                          const int first = static_cast<int>(unit % blocks) * kPointsPerBlock;
-                          const int last = std::min(first + kPointsPerBlock, s.points);
-                          const T* sum_grad_b = sum_grad + b * pixels;
-                          for (int n = first; n < last; ++n) {
-                            const int64_t point = b * s.points + n;
-                            projection::PointGradient(
-                                s, p, uvw + 3 * point, colours + point * s.channels,
-                                [sum_grad_b](int pixel) { return sum_grad_b[pixel]; },
-                                image + b * pixels * s.channels, state + b * pixels * projection::kStateSize,
-                                grad_image + b * pixels * s.channels, grad_uvw_data + 3 * point,
-                                grad_colours_data + point * s.channels);
-                          }
-                        }
-                      });
-  }
-};
+// Backward pass on the CPU: dL/dS per pixel, then shards of (batch element, block of points).
+template <typename T>
+void Run(OnCpu, OpKernelContext* ctx, const Shape& s, const double* params, const BackwardTensors<T>& t) {
+  const Params<T> p = ::projection::MakeParams<T>(params);
+  const int64_t pixels = static_cast<int64_t>(s.image_size) * s.image_size;
+  // dL/dS of every pixel once, instead of once per point whose window covers it.
+  Tensor sum_grad_tensor;
+  OP_REQUIRES_OK(ctx, ctx->allocate_temp(DataTypeToEnum<T>::value,
+                                         TensorShape({s.batch, s.image_size, s.image_size}), &sum_grad_tensor));
+  T* sum_grad = sum_grad_tensor.flat<T>().data();
+  const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+  Shard(workers->num_threads, workers->workers, s.batch * pixels, 4, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) sum_grad[k] = ::projection::SilhouetteSumGradient(t.mask[k], t.grad_mask[k]);
+  });
+  const int blocks = (s.points + kPointsPerBlock - 1) / kPointsPerBlock;
+  const int64_t window = (2 * s.splat_radius + 1) * (2 * s.splat_radius + 1) * 4;
+  const int64_t well = s.channels > 0 ? (2 * s.well_radius + 1) * (2 * s.well_radius + 1) * (30 + 6 * s.channels) : 0;
+  Shard(workers->num_threads, workers->workers, static_cast<int64_t>(s.batch) * blocks,
+        kPointsPerBlock * (40 + window + well), [&](int64_t begin, int64_t end) {
+          for (int64_t unit = begin; unit < end; ++unit) {
+            const int64_t b = unit / blocks;
+            const int first = static_cast<int>(unit % blocks) * kPointsPerBlock;
+            const int last = std::min(first + kPointsPerBlock, s.points);
+            const T* sum_grad_b = sum_grad + b * pixels;
+            for (int n = first; n < last; ++n) {
+              const int64_t point = b * s.points + n;
+              ::projection::PointGradient(
+                  s, p, t.uvw + 3 * point, t.colours + point * s.channels,
+                  [sum_grad_b](int pixel) { return sum_grad_b[pixel]; }, t.image + b * pixels * s.channels,
+                  t.state + b * pixels * ::projection::kStateSize, t.grad_image + b * pixels * s.channels,
+                  t.grad_uvw + 3 * point, t.grad_colours + point * s.channels);
+            }
+          }
+        });
+}
 
-#define REGISTER_CPU(T)                                                                              \
-  REGISTER_KERNEL_BUILDER(Name("Projection").Device(DEVICE_CPU).TypeConstraint<T>("T"),            \
-                          ProjectionCpuOp<T>);                                                       \
-  REGISTER_KERNEL_BUILDER(Name("ProjectionGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),        \
-                          ProjectionGradCpuOp<T>);
+#define REGISTER_CPU(T)                                                                                           \
+  REGISTER_KERNEL_BUILDER(Name("Projection").Device(DEVICE_CPU).TypeConstraint<T>("T"),                         \
+                          Kernel<ProjectionOp<T>, ForwardTensors<T>, OnCpu>);                                     \
+  REGISTER_KERNEL_BUILDER(Name("ProjectionGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),                     \
+                          Kernel<ProjectionGradOp<T>, BackwardTensors<T>, OnCpu>);
 REGISTER_CPU(float)
 REGISTER_CPU(double)
 #undef REGISTER_CPU
 
 // ---------------------------------------------------------------------------------------------------------
-// GPU kernels: checks here, the work in projection_kernel.cu (through the plain launch functions of
-// projection_cuda.h). params stays in host memory.
+// GPU kernels: the work in projection_kernel.cu, through the plain launch functions of projection_cuda.h.
 #ifdef PROJECTION_WITH_CUDA
-
-void* StreamOf(OpKernelContext* ctx) {
-  return ctx->op_device_context()->stream()->platform_specific_handle().stream;
-}
 
 template <typename T>
 struct CudaLaunch;
@@ -382,58 +400,28 @@ struct CudaLaunch<double> {
   static constexpr auto kBackward = ProjectionBackwardCudaF64;
 };
 
-template <typename T>
-class ProjectionGpuOp : public ProjectionBase {
- public:
-  using ProjectionBase::ProjectionBase;
-
-  void Compute(OpKernelContext* ctx) override {
-    Shape s;
-    OP_REQUIRES_OK(ctx, CheckInputs(ctx, &s));
-    const std::vector<double> values = HostParams<T>(ctx->input(2));
-    const int size = s.image_size;
-    Tensor *mask = nullptr, *image = nullptr, *state = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({s.batch, size, size}), &mask));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({s.batch, size, size, s.channels}), &image));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({s.batch, size, size, projection::kStateSize}),
-                                             &state));
-    const char* err = CudaLaunch<T>::kForward(
-        StreamOf(ctx), s.batch, s.points, s.channels, size, s.splat_radius, s.well_radius, values.data(),
-        ctx->input(0).flat<T>().data(), ctx->input(1).flat<T>().data(), mask->flat<T>().data(),
-        image->flat<T>().data(), state->flat<T>().data());
-    OP_REQUIRES(ctx, err == nullptr, tensorflow::errors::Internal("Projection: CUDA launch failed: ", err));
-  }
-};
+void* Stream(OpKernelContext* ctx) { return ctx->op_device_context()->stream()->platform_specific_handle().stream; }
 
 template <typename T>
-class ProjectionGradGpuOp : public ProjectionBase {
- public:
-  using ProjectionBase::ProjectionBase;
+void Run(OnGpu, OpKernelContext* ctx, const Shape& s, const double* params, const ForwardTensors<T>& t) {
+  const char* err = CudaLaunch<T>::kForward(Stream(ctx), s.batch, s.points, s.channels, s.image_size, s.splat_radius,
+                                            s.well_radius, params, t.uvw, t.colours, t.mask, t.image, t.state);
+  OP_REQUIRES(ctx, err == nullptr, errors::Internal("Projection: CUDA launch failed: ", err));
+}
 
-  void Compute(OpKernelContext* ctx) override {
-    Shape s;
-    OP_REQUIRES_OK(ctx, CheckInputs(ctx, &s));
-    OP_REQUIRES_OK(ctx, CheckForwardTensors(ctx, s));
-    const std::vector<double> values = HostParams<T>(ctx->input(2));
-    Tensor *grad_uvw = nullptr, *grad_colours = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ctx->input(0).shape(), &grad_uvw));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, ctx->input(1).shape(), &grad_colours));
-    const char* err = CudaLaunch<T>::kBackward(
-        StreamOf(ctx), s.batch, s.points, s.channels, s.image_size, s.splat_radius, s.well_radius, values.data(),
-        ctx->input(0).flat<T>().data(), ctx->input(1).flat<T>().data(), ctx->input(3).flat<T>().data(),
-        ctx->input(4).flat<T>().data(), ctx->input(5).flat<T>().data(), ctx->input(6).flat<T>().data(),
-        ctx->input(7).flat<T>().data(), grad_uvw->flat<T>().data(), grad_colours->flat<T>().data());
-    OP_REQUIRES(ctx, err == nullptr, tensorflow::errors::Internal("ProjectionGrad: CUDA launch failed: ", err));
-  }
-};
+template <typename T>
+void Run(OnGpu, OpKernelContext* ctx, const Shape& s, const double* params, const BackwardTensors<T>& t) {
+  const char* err = CudaLaunch<T>::kBackward(Stream(ctx), s.batch, s.points, s.channels, s.image_size,
+                                             s.splat_radius, s.well_radius, params, t.uvw, t.colours, t.mask,
+                                             t.image, t.state, t.grad_mask, t.grad_image, t.grad_uvw, t.grad_colours);
+  OP_REQUIRES(ctx, err == nullptr, errors::Internal("ProjectionGrad: CUDA launch failed: ", err));
+}
 
-#define REGISTER_GPU(T)                                                                                  \
-  REGISTER_KERNEL_BUILDER(                                                                               \
-      Name("Projection").Device(::tensorflow::DEVICE_GPU).TypeConstraint<T>("T").HostMemory("params"),  \
-      ProjectionGpuOp<T>);                                                                               \
-  REGISTER_KERNEL_BUILDER(                                                                               \
-      Name("ProjectionGrad").Device(::tensorflow::DEVICE_GPU).TypeConstraint<T>("T").HostMemory("params"), \
-      ProjectionGradGpuOp<T>);
+#define REGISTER_GPU(T)                                                                                           \
+  REGISTER_KERNEL_BUILDER(Name("Projection").Device(DEVICE_GPU).TypeConstraint<T>("T").HostMemory("params"),    \
+                          Kernel<ProjectionOp<T>, ForwardTensors<T>, OnGpu>);                                     \
+  REGISTER_KERNEL_BUILDER(Name("ProjectionGrad").Device(DEVICE_GPU).TypeConstraint<T>("T").HostMemory("params"),\
+                          Kernel<ProjectionGradOp<T>, BackwardTensors<T>, OnGpu>);
 REGISTER_GPU(float)
 REGISTER_GPU(double)
 #undef REGISTER_GPU
@@ -441,3 +429,4 @@ REGISTER_GPU(double)
 #endif  // PROJECTION_WITH_CUDA
 
 }  // namespace
+}  // namespace tensorflow
