@@ -76,14 +76,14 @@ def compile_kernels(arch: str, out_dir: Path) -> dict:
 
 def _declare(libraries: dict) -> None:
     """argtypes/restype of every launch function (const char* on error, NULL on success)."""
-    p, i = ctypes.c_void_p, ctypes.c_int
+    p, i, d = ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_double)
     nn = libraries["nn_distance"].NnDistanceCudaLaunch
     nn.argtypes, nn.restype = [p, i, i, i, p, p, p], ctypes.c_char_p
     for suffix in ("F32", "F64"):
         forward = getattr(libraries["projection"], f"ProjectionForwardCuda{suffix}")
-        forward.argtypes, forward.restype = [p, i, i, i, i, i, i, p, p, p, p, p, p], ctypes.c_char_p
+        forward.argtypes, forward.restype = [p, i, i, i, i, i, i, d] + [p] * 5, ctypes.c_char_p
         backward = getattr(libraries["projection"], f"ProjectionBackwardCuda{suffix}")
-        backward.argtypes, backward.restype = [p, i, i, i, i, i, i, p, p, p, p, p, p, p, p, p, p], ctypes.c_char_p
+        backward.argtypes, backward.restype = [p, i, i, i, i, i, i, d] + [p] * 9, ctypes.c_char_p
 
 
 def _stream():
@@ -169,7 +169,7 @@ def time_nn_distance(lib, repeats: int) -> list[str]:
         gen = torch.Generator(device="cuda").manual_seed(0)
         query = torch.randn(b, n, 3, device="cuda", generator=gen)
         target = torch.randn(b, n, 3, device="cuda", generator=gen)
-        rows = max(1, CDIST_BLOCK // n)
+        rows = max(1, CDIST_BLOCK // (b * n))
 
         def torch_nn():
             return torch.cat([torch.cdist(query[:, s:s + rows], target).argmin(-1) for s in range(0, n, rows)], 1)
