@@ -16,7 +16,7 @@ header (TF >= 2.15 headers do not parse under nvcc, tensorflow issue 62081); the
 in the .cc files built by the host compiler. The toolkit's CUDA runtime is linked statically and kept private,
 so the libraries also load on machines without CUDA libraries.
 
-Exit status: 0 when the library is up to date or was built, 1 with the compiler's message when a compile fails.
+Exit status: 0 when the libraries are up to date or were built, 1 with the compiler's message when a compile fails.
 """
 
 import argparse
