@@ -17,7 +17,7 @@ from absl import flags
 from data.neighbours import BASELINE_RANKS
 from data.tfrecords import parse_categories
 from losses import chamfer, cycle, image, kro
-from model import projection
+from model import optimizer, projection
 from model.config import GT_TYPES, TrainConfig
 from model.run_config import train_config_from_flag_values
 from model.trainer import STRATEGY_MODES
@@ -145,10 +145,16 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                        flag_values=flag_values)
 
     # --- Back-ends, data, reproducibility, reliability -------------------------------------------------------
-    flags.DEFINE_enum("projection", _TRAIN.projection, projection.METHODS, "Renderer: the sparse fast form or the "
-                      "baseline's dense form (same values and gradients, §5.3–5.4).", flag_values=flag_values)
+    flags.DEFINE_enum("projection", _TRAIN.projection, projection.METHODS, "Renderer (§5.3–5.4, all with the "
+                      "same values and gradients): the custom op Projection ('fused'), the sparse TF form ('fast'), "
+                      "the baseline's dense form ('faithful'), or 'auto': the op when it is built and loads, else "
+                      "'fast' (the choice is logged).", flag_values=flag_values)
     flags.DEFINE_enum("chamfer_backend", _TRAIN.chamfer_backend, chamfer.BACKEND_CHOICES, "Nearest-neighbour back-end "
                       "of every Chamfer distance: the custom op, pure TensorFlow, or the best available.",
+                      flag_values=flag_values)
+    flags.DEFINE_enum("adam", _TRAIN.adam, optimizer.ADAM_UPDATES, "Update of both Adam optimisers (§7.8; the same "
+                      "arithmetic and checkpoints either way): 'fused', one ResourceApplyAdam kernel per variable as "
+                      "TF1's AdamOptimizer ran it, or 'keras', keras.optimizers.Adam's element-wise ops.",
                       flag_values=flag_values)
     flags.DEFINE_integer("seed", _TRAIN.seed, "Seed of the weights, the data order and the random poses.",
                          flag_values=flag_values)

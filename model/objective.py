@@ -72,7 +72,7 @@ def forward(recon_net, pose_net, images: tf.Tensor, poses_random: tf.Tensor, pos
         pose_gt: float32 ``[B, 2]`` GT poses to render projection 0 at (``--use_gt_pose``), or None to
             use the pose net's prediction.
         image_size: H = W.
-        projection: "fast" or "faithful" (model/projection.py).
+        projection: "auto", "fused", "fast" or "faithful" (model/projection.py).
         sigma_sq: silhouette variance in px² (§5.3).
         images_2: float32 ``[B, H, W, 3]`` a nearest-neighbour image of each input (another model,
             multiple_mask_main.py), or None.

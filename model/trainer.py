@@ -34,16 +34,13 @@ import tensorflow as tf
 
 from model import checkpointing, run_config
 from model.config import TrainConfig
+from model.optimizer import make_optimizer
 from model.objective import LOSS_NAMES, compute_losses, forward, random_poses
 from model.pose_net import build_pose_net
 from model.recon_net import build_recon_net
 from model.run_config import RunConfig
 from model.run_logging import RunLogger, save_samples
 
-#: Adam epsilon of the baseline (TF1 default, §7.8; Keras' default is 1e-7).
-ADAM_EPSILON = 1e-8
-#: Adam beta_2 of the baseline (TF1 default, §7.8).
-ADAM_BETA2 = 0.999
 #: Message of a failed tf.debugging numerics check (check_numerics, assert_all_finite).
 _NUMERICS_ERROR = re.compile(r"NaN|Inf")
 #: Keys of a batch the step reads (the rest, e.g. model_id, stays on the host).
@@ -78,12 +75,6 @@ def make_strategy(mode: str = "auto") -> tf.distribute.Strategy:
     if gpus:
         return tf.distribute.MirroredStrategy([d.name for d in gpus])
     return tf.distribute.get_strategy()
-
-
-def make_optimizer(config: TrainConfig, name: str) -> keras.optimizers.Adam:
-    """Adam(lr, beta_1, beta_2 = 0.999, epsilon = 1e-8) of baseline §7.8, no schedule, no clipping."""
-    return keras.optimizers.Adam(learning_rate=config.lr, beta_1=config.beta1, beta_2=ADAM_BETA2,
-                                 epsilon=ADAM_EPSILON, name=name)
 
 
 def build_networks(image_size: int, n_points: int, bottleneck: int, weight_decay: bool = False):
@@ -123,8 +114,8 @@ class Trainer:
         with self.strategy.scope():
             self.recon_net, self.pose_net = build_networks(config.image_size, config.n_points,
                                                            config.bottleneck, config.weight_decay)
-            self.optim_recon = make_optimizer(config, "optim_recon")
-            self.optim_pose = make_optimizer(config, "optim_pose")
+            self.optim_recon = make_optimizer(config.lr, config.beta1, config.adam, "optim_recon")
+            self.optim_pose = make_optimizer(config.lr, config.beta1, config.adam, "optim_pose")
             self.optim_recon.build(self.recon_net.trainable_variables)
             self.optim_pose.build(self.pose_net.trainable_variables)
         # Used only in cross-replica context, so created outside the strategy's scope.
