@@ -19,8 +19,9 @@ from model import checkpointing
 from model.config import TrainConfig
 from model.objective import LOSS_NAMES, compute_losses, forward, random_poses
 from model.projection import SIGMA_SQ, render
-from model.trainer import (ADAM_EPSILON, LoopConfig, NonFiniteLossError, Trainer, build_networks,
-                           describe_nonfinite, fit, restore_latest)
+from model.optimizer import ADAM_EPSILON
+from model.trainer import (LoopConfig, NonFiniteLossError, Trainer, build_networks, describe_nonfinite, fit,
+                           restore_latest)
 
 #: run.sh weights (baseline §9) at a tiny size.
 RUN_SH = dict(lambda_ae=100.0, lambda_ae_mask=100.0, lambda_mask_fwd=1e-4, lambda_mask_bwd=1e-4,
