@@ -328,7 +328,7 @@ def project_fused(uvw, rgb, image_size: int, sigma_sq: float = SIGMA_SQ, well_ra
         RuntimeError: the op library is not built or failed to load (the message says why).
     """
     uvw = _check_uvw(uvw, "project_fused")
-    _check_image_size(image_size, "project_fused")
+    check_image_size(image_size, "model/projection.py project_fused")
     if uvw.dtype not in (tf.float32, tf.float64):
         raise TypeError(f"model/projection.py project_fused: uvw must be float32 or float64, got {uvw.dtype.name}")
     radius = splat_radius(sigma_sq)
