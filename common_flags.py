@@ -17,7 +17,7 @@ from absl import flags
 from data.neighbours import BASELINE_RANKS
 from data.tfrecords import parse_categories
 from losses import chamfer, cycle, image, kro
-from model import optimizer, projection
+from model import layers, optimizer, projection
 from model.config import GT_TYPES, TrainConfig
 from model.run_config import train_config_from_flag_values
 from model.trainer import STRATEGY_MODES
@@ -114,6 +114,13 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                       "between the two halves) or of multiple_mask_main.py (§7.6).", flag_values=flag_values)
     flags.DEFINE_boolean("weight_decay", _TRAIN.weight_decay, "Add the declared L2 regularisers (§3) to the losses; "
                          "the baseline declares them but never applies them.", flag_values=flag_values)
+
+    # --- Departures that make training learn (README "Why training collapses"); off = the baseline ---------
+    flags.DEFINE_enum("dense_init", _TRAIN.dense_init, layers.DENSE_INITS, "Initialiser of the dense layers: "
+                      "'tflearn' = the baseline's truncated normal (0, 0.02), which shrinks the signal of each "
+                      "128-wide layer about 4x, so that training first fits the mean shape; 'he' = He-normal for "
+                      "the ReLU layers and Glorot-uniform for the linear heads (model/layers.py).",
+                      flag_values=flag_values)
 
     # --- The study's additions (mission.md, baseline §11) ---------------------------------------------------
     flags.DEFINE_boolean("k_random_octant_loss", _KRO.enabled, "Add the K-Random-Octant loss with weight "

@@ -77,11 +77,13 @@ def make_strategy(mode: str = "auto") -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def build_networks(image_size: int, n_points: int, bottleneck: int, weight_decay: bool = False):
-    """(recon_net, pose_net) of baseline §3–§4."""
+def build_networks(image_size: int, n_points: int, bottleneck: int, weight_decay: bool = False,
+                   dense_init: str = "tflearn"):
+    """(recon_net, pose_net) of baseline §3–§4 (``dense_init``: model.layers.DENSE_INITS)."""
     return (build_recon_net(image_size=image_size, n_points=n_points, bottleneck=bottleneck,
-                            weight_decay=weight_decay),
-            build_pose_net(image_size=image_size, bottleneck=bottleneck, weight_decay=weight_decay))
+                            weight_decay=weight_decay, dense_init=dense_init),
+            build_pose_net(image_size=image_size, bottleneck=bottleneck, weight_decay=weight_decay,
+                           dense_init=dense_init))
 
 
 def _regularisation(net) -> tf.Tensor:
@@ -113,7 +115,8 @@ class Trainer:
         keras.utils.set_random_seed(config.seed)
         with self.strategy.scope():
             self.recon_net, self.pose_net = build_networks(config.image_size, config.n_points,
-                                                           config.bottleneck, config.weight_decay)
+                                                           config.bottleneck, config.weight_decay,
+                                                           config.dense_init)
             self.optim_recon = make_optimizer(config.lr, config.beta1, config.adam, "optim_recon")
             self.optim_pose = make_optimizer(config.lr, config.beta1, config.adam, "optim_pose")
             self.optim_recon.build(self.recon_net.trainable_variables)
