@@ -17,7 +17,7 @@ from absl import flags
 from data.neighbours import BASELINE_RANKS
 from data.tfrecords import parse_categories
 from losses import chamfer, cycle, image, kro
-from model import layers, optimizer, projection
+from model import layers, monitor, optimizer, projection
 from model.config import GT_TYPES, TrainConfig
 from model.run_config import train_config_from_flag_values
 from model.trainer import STRATEGY_MODES
@@ -177,6 +177,10 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                         flag_values=flag_values)
     flags.DEFINE_integer("knn_ranks", BASELINE_RANKS, "Neighbour ranks drawn from, 1..knn_ranks (the baseline's "
                          "writer: 5, §2.7).", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("monitor_images", monitor.DEFAULT_PROBE_IMAGES, "Collapse monitor: the first this many "
+                         "training images are probed every --print_n steps for dead units and the across-image "
+                         "spread of every layer and of the cloud (<exp>/monitor.csv, TensorBoard); 0 turns it off.",
+                         lower_bound=0, flag_values=flag_values)
     flags.DEFINE_integer("max_nonfinite", _TRAIN.max_nonfinite, "Stop training after this many steps in a row with a "
                          "non-finite loss or gradient (each such step is skipped and logged).", flag_values=flag_values)
     flags.DEFINE_integer("keep_checkpoints", 2, "Checkpoints kept in <exp>/checkpoints (the baseline kept 2, §8).",

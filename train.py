@@ -21,6 +21,7 @@ from absl import app, flags, logging
 import common_flags
 from data import build, neighbours, tfrecords
 from model import checkpointing, run_config
+from model.monitor import CollapseMonitor
 from model.trainer import LoopConfig, NonFiniteLossError, Trainer, fit, make_strategy, restore_latest
 from viz import loss_curves
 
@@ -71,6 +72,19 @@ def _batches(data_dir: Path, config, categories, start: int):
     return itertools.repeat(next(batches)) if FLAGS.overfit else batches
 
 
+def _monitor(recon_net, data_dir: Path, categories):
+    """The collapse monitor (model/monitor.py) on the first --monitor_images training images, or None."""
+    if FLAGS.monitor_images < 2:
+        return None
+    probe = tfrecords.make_dataset(data_dir, FLAGS.split, FLAGS.monitor_images, shuffle=False, repeat=False,
+                                   categories=categories, drop_remainder=False, gt_types=[])
+    images = next(iter(probe))["image"]
+    if images.shape[0] < 2:
+        logging.info("collapse monitor off: the training split has fewer than 2 images")
+        return None
+    return CollapseMonitor(recon_net, images)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -99,7 +113,8 @@ def main(argv):
     loop = LoopConfig(exp_dir=str(exp), n_iters=FLAGS.N_ITERS, print_n=FLAGS.print_n, save_n=FLAGS.save_n,
                       save_model_n=FLAGS.save_model_n)
     try:
-        final = fit(trainer, _batches(data_dir, config, categories, start), loop, manager, log=logging.info)
+        final = fit(trainer, _batches(data_dir, config, categories, start), loop, manager, log=logging.info,
+                    monitor=_monitor(trainer.recon_net, data_dir, categories))
     except NonFiniteLossError as err:
         logging.error("%s", err)
         raise SystemExit(f"train.py: {err}") from None

@@ -5,7 +5,10 @@ Files under ``<exp>`` (baseline §8):
     logs.txt                 the baseline's columns: ``%06d`` step, the 8 logged losses as ``%.4f``, and
                              ``%04d`` minutes since the process started; one line per print interval
     losses.csv               ``step,<every loss of model.objective.LOSS_NAMES>,steps_per_sec``
-    logs/                    TensorBoard scalars (every loss and steps_per_sec)
+    monitor.csv              ``step,<every value of model.monitor.CollapseMonitor.measure>`` (dead units and
+                             across-image spread per layer, cloud spread), one row per print interval
+    logs/                    TensorBoard scalars (every loss, steps_per_sec, and the monitor's values under
+                             ``monitor/``)
     log_proj_images/         ``<it>_<name>_gt_pose_<az>_<el>[_mask].png`` input image and mask of sample 0,
                              ``<it>_<name>_pred_<k>_pose_<az>_<el>[_mask].png`` its P renders (colour, mask);
                              angles in integer degrees, <it> the 0-based index of the step
@@ -34,6 +37,7 @@ BASELINE_COLUMNS = (("Loss_total", "loss_total"), ("Loss_ae", "loss_ae"), ("Loss
                     ("Loss_pose", "loss_pose"), ("Loss_symm", "loss_symm"))
 LOGS_TXT = "logs.txt"
 LOSSES_CSV = "losses.csv"
+MONITOR_CSV = "monitor.csv"
 TENSORBOARD_DIR = "logs"
 IMAGES_DIR = "log_proj_images"
 PCL_DIR = "log_proj_pcl"
@@ -81,6 +85,24 @@ class RunLogger:
         shown = "  ".join(f"{key} {means[key]:.4f}" for key in ("loss_total", "loss_ae", "loss_mask",
                                                                 "loss_3d", "loss_pose", "recon_loss"))
         return f"step {step:6d}  {shown}  {steps_per_sec:.2f} steps/s"
+
+    def write_monitor(self, step: int, stats: dict[str, float]) -> None:
+        """Append the collapse monitor's values of one interval to monitor.csv and TensorBoard.
+
+        Args:
+            step: completed steps.
+            stats: model.monitor.CollapseMonitor.measure(), the same keys every call.
+        """
+        path = self.exp / MONITOR_CSV
+        names = sorted(stats)
+        if not path.exists() or path.stat().st_size == 0:
+            path.write_text(",".join(["step", *names]) + "\n")
+        with open(path, "a", newline="") as f:
+            csv.writer(f).writerow([step] + [repr(float(stats[n])) for n in names])
+        with self._writer.as_default(step=step):
+            for name in names:
+                _scalar(f"monitor/{name}", stats[name])
+        self._writer.flush()
 
     def close(self) -> None:
         self._writer.close()

@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from model import checkpointing, run_config
 from model.config import TrainConfig
+from model.monitor import CollapseMonitor, summary_line
 from model.optimizer import make_optimizer
 from model.objective import LOSS_NAMES, compute_losses, forward, random_poses
 from model.pose_net import build_pose_net
@@ -48,6 +49,10 @@ _STEP_KEYS = ("image", "mask", "pose")
 #: Keys the step also reads with nearest-neighbour data (data/neighbours.py, baseline §6).
 _NEIGHBOUR_KEYS = ("image_2", "mask_2")
 
+
+#: Layers of the recon net whose kernel's gradient norm every step reports (first and last convolution of the
+#: encoder, the bottleneck, the xyz head): how much of the loss's gradient reaches the encoder.
+GRADIENT_LAYERS = ("s1", "s4", "s5", "s8")
 
 #: make_strategy modes (--distribute).
 STRATEGY_MODES = ("auto", "none")
@@ -166,7 +171,8 @@ class Trainer:
             (losses, status, sample): ``losses`` dict over LOSS_NAMES of numpy float32 scalars (means over
             the global batch; NaN when a numerics check aborted the step); ``status`` = {"applied": bool,
             "grads_recon_finite": bool, "grads_pose_finite": bool, "error": the failed check's message or
-            ""}; ``sample`` (None when aborted) = numpy arrays of the first replica's samples: ``xyz0``
+            "", "grad_norms": {layer: float} the norm of the recon loss's gradient w.r.t. the kernel of each
+            layer of GRADIENT_LAYERS (empty when aborted)}; ``sample`` (None when aborted) = numpy arrays of the first replica's samples: ``xyz0``
             [b, N, 3], ``rgb0`` [b, N, 3], ``poses`` [b, P, 2], ``images`` [P, b, H, W, 3], ``masks``
             [P, b, H, W].
         """
@@ -181,11 +187,12 @@ class Trainer:
             return (dict.fromkeys(LOSS_NAMES, nan),
                     {"applied": False, "grads_recon_finite": False, "grads_pose_finite": False,
                      "error": next(line.strip() for line in err.message.splitlines()
-                                   if _NUMERICS_ERROR.search(line))}, None)
+                                   if _NUMERICS_ERROR.search(line)), "grad_norms": {}}, None)
         self.step.assign_add(1)
         as_np = lambda d: {key: value.numpy() for key, value in d.items()}  # noqa: E731
+        grad_norms = {key: float(value) for key, value in as_np(status.pop("grad_norms")).items()}
         status = {key: bool(value) for key, value in as_np(status).items()}
-        return as_np(losses), {**status, "error": ""}, as_np(sample)
+        return as_np(losses), {**status, "error": "", "grad_norms": grad_norms}, as_np(sample)
 
     def _step(self, batch):
         c = self.config
@@ -200,6 +207,8 @@ class Trainer:
         grads_pose = [total(g) for g in grads_pose]
         status = {"grads_recon_finite": _all_finite(grads_recon),
                   "grads_pose_finite": _all_finite(grads_pose) if grads_pose else tf.constant(True)}
+        kernels = {v.path: g for g, v in zip(grads_recon, self.recon_net.trainable_variables)}
+        grad_norms = {name: tf.norm(kernels[f"{name}/kernel"]) for name in GRADIENT_LAYERS}
         # Only what is optimised decides: a logged-only term (e.g. loss_symm without --symmetry_loss) may
         # be non-finite without touching the weights.
         optimised = [losses["recon_loss"]] + ([losses["pose_loss"]] if grads_pose else [])
@@ -212,6 +221,7 @@ class Trainer:
             return tf.constant(True)
 
         status["applied"] = tf.cond(applied, apply, lambda: tf.constant(False))
+        status["grad_norms"] = grad_norms
         first = lambda value: self.strategy.experimental_local_results(value)[0]  # noqa: E731
         return losses, status, {key: first(value) for key, value in sample.items()}
 
@@ -285,7 +295,7 @@ def restore_latest(trainer: Trainer, manager: tf.train.CheckpointManager) -> str
 
 
 def fit(trainer: Trainer, batches: Iterator[dict], loop: LoopConfig, manager: tf.train.CheckpointManager,
-        log: Callable[[str], None] = print) -> int:
+        log: Callable[[str], None] = print, monitor: CollapseMonitor | None = None) -> int:
     """Train from ``trainer.step`` up to ``loop.n_iters`` steps.
 
     Args:
@@ -294,6 +304,8 @@ def fit(trainer: Trainer, batches: Iterator[dict], loop: LoopConfig, manager: tf
         loop: schedule and run directory.
         manager: checkpoint manager of ``trainer.checkpoint()``.
         log: where progress lines go.
+        monitor: measured at every print interval (monitor.csv, TensorBoard and a log line, with the mean
+            gradient norms of GRADIENT_LAYERS over the interval as ``grad/<layer>``), or None.
 
     Returns:
         The number of completed steps.
@@ -305,6 +317,7 @@ def fit(trainer: Trainer, batches: Iterator[dict], loop: LoopConfig, manager: tf
     start = int(trainer.step.numpy())
     logger = RunLogger(loop.exp_dir, fresh=start == 0)
     sums, applied, skipped_in_row, skipped_total = dict.fromkeys(LOSS_NAMES, 0.0), 0, 0, 0
+    grad_sums = dict.fromkeys(GRADIENT_LAYERS, 0.0)
     skipped_at_interval_start = 0
     t_start = t_interval = time.perf_counter()
     interval_start = start
@@ -316,6 +329,8 @@ def fit(trainer: Trainer, batches: Iterator[dict], loop: LoopConfig, manager: tf
                 skipped_in_row, applied = 0, applied + 1
                 for name in LOSS_NAMES:
                     sums[name] += float(losses[name])
+                for name in GRADIENT_LAYERS:
+                    grad_sums[name] += status["grad_norms"][name]
             else:
                 skipped_in_row, skipped_total = skipped_in_row + 1, skipped_total + 1
                 log(f"step {it}: non-finite {describe_nonfinite(losses, status)}; step skipped, model "
@@ -333,7 +348,14 @@ def fit(trainer: Trainer, batches: Iterator[dict], loop: LoopConfig, manager: tf
                 means = {n: sums[n] / applied if applied else float("nan") for n in LOSS_NAMES}
                 log(logger.write(done, means, (done - interval_start) / (now - t_interval),
                                  (now - t_start) / 60.0, skipped_total - skipped_at_interval_start))
+                if monitor is not None:
+                    stats = monitor.measure()
+                    stats.update({f"grad/{name}": grad_sums[name] / applied if applied else float("nan")
+                                  for name in GRADIENT_LAYERS})
+                    logger.write_monitor(done, stats)
+                    log(summary_line(stats))
                 sums, applied, interval_start, t_interval = dict.fromkeys(LOSS_NAMES, 0.0), 0, done, now
+                grad_sums = dict.fromkeys(GRADIENT_LAYERS, 0.0)
                 skipped_at_interval_start = skipped_total
             if done % loop.save_model_n == 0:
                 manager.save(checkpoint_number=done)

@@ -76,10 +76,16 @@ def test_run_directory_and_same_seed_same_losses(tiny_dataset, tmp_path):
     assert re.fullmatch(r"000020(, -?\d+\.\d{4}){8}, \d{4}", lines[-1]), lines[-1]
     assert float(lines[-1].split(", ")[1]) == pytest.approx(a[-1, LOSS_NAMES.index("loss_total")], abs=1e-4)
 
+    # The collapse monitor, every print interval: dead units and spread per layer, cloud spread, gradients.
+    monitor_rows = list(csv.DictReader((first / "monitor.csv").open()))
+    assert [int(row["step"]) for row in monitor_rows] == list(range(1, 21))
+    assert {"dead/s5", "spread/s5", "xyz_spread", "grad/s1", "grad/s8"} <= set(monitor_rows[0])
+    assert all(0.0 <= float(row["dead/s5"]) <= 1.0 and float(row["grad/s1"]) > 0 for row in monitor_rows)
+
     # TensorBoard scalars, renders of sample 0 and clouds every save_n steps, flags of the run.
     events = list((first / "logs").glob("events.out.tfevents.*"))
     tags = {v.tag for e in events for ev in tf.compat.v1.train.summary_iterator(str(e)) for v in ev.summary.value}
-    assert set(LOSS_NAMES) | {"steps_per_sec"} <= tags
+    assert set(LOSS_NAMES) | {"steps_per_sec", "monitor/dead/s5", "monitor/xyz_spread"} <= tags
     for it in (0, 10):
         images = list((first / "log_proj_images").glob(f"{it}_*.png"))
         assert len(images) == 2 + 2 * 2, images            # input + mask, P = 2 renders × (colour + mask)

@@ -90,7 +90,9 @@ def test_step_returns_every_loss_finite(full_trainer, batches):
     losses, status, sample = full_trainer.train_step(batches[0])
     assert set(losses) == set(LOSS_NAMES)
     assert all(np.isfinite(v) for v in losses.values()), losses
+    norms = status.pop("grad_norms")
     assert status == {"applied": True, "grads_recon_finite": True, "grads_pose_finite": True, "error": ""}
+    assert set(norms) == {"s1", "s4", "s5", "s8"} and all(np.isfinite(v) and v > 0 for v in norms.values())
     for name in ("loss_ae", "loss_mask", "chamfer2d_fwd", "chamfer2d_bwd", "loss_3d", "loss_pose",
                  "loss_symm", "loss_kro", "loss_gt", "loss_wd"):
         assert losses[name] > 0, name
