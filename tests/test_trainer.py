@@ -199,13 +199,15 @@ def test_gradient_routing(batches, only, moved, fixed):
 
 
 def _nan_batch(batch: dict) -> dict:
-    """A NaN image and a NaN GT cloud. The GT cloud's NaN trips losses.chamfer's input check whatever the
-    kernels do with the NaN image (a fused oneDNN convolution + ReLU may turn NaN into 0)."""
-    return {**batch, "image": np.full_like(batch["image"], np.nan), "gt_area": np.full_like(batch["gt_area"], np.nan)}
+    """The batch with a NaN GT cloud and its image left finite. The GT cloud reaches losses.chamfer's input
+    check (the --use_gt_pcl term) through no kernel at all, so the check fires on every CPU; a NaN image
+    would go through the convolutions first, and what a kernel library makes of a NaN is its own choice
+    (oneDNN's fused convolution + ReLU on AVX-512 turns it into 0, so the cloud comes out finite)."""
+    return {**batch, "gt_area": np.full_like(batch["gt_area"], np.nan)}
 
 
 def test_nonfinite_step_is_skipped_and_named(full_trainer, batches):
-    """NaN input aborts the step at losses.chamfer's input check, which names itself: every loss is
+    """A NaN GT cloud aborts the step at losses.chamfer's input check, which names itself: every loss is
     reported NaN, the step is skipped, model and Adam state untouched."""
     bad = _nan_batch(batches[1])
     recon, pose = _weights(full_trainer.recon_net), _weights(full_trainer.pose_net)
