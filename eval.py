@@ -14,6 +14,9 @@ Writes into `--out` (default `<exp>/eval_<split>`): metrics.json, per_model.csv 
 (input | aligned prediction | GT for the first models).
 """
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 from absl import app, flags
 
 from evaluation import alignment, report

@@ -16,6 +16,9 @@ Outputs `<out>.npy` (float32 `[N, 6]` = xyz, rgb as the baseline's saved clouds,
 
 from __future__ import annotations
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 from pathlib import Path
 
 import numpy as np

@@ -13,6 +13,9 @@ model/run_logging.py); an interrupted run started again with the same ``--exp`` 
 checkpoint.
 """
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 import itertools
 from pathlib import Path
 

@@ -23,6 +23,9 @@ functions of its header (losses/ops/nn_distance_cuda.h, projection_cuda.h), whic
 Prints one line per check and exits with status 1 if any fails.
 """
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 import argparse
 import ctypes
 import shutil

@@ -26,6 +26,9 @@ and its gradient, which every form runs in TensorFlow) and the two images from g
 Run: ``python -m bench.bench_projection`` (a few minutes on 2 CPU cores).
 """
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 import argparse
 import json
 import os

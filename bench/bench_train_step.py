@@ -22,6 +22,9 @@ same process as the best of several large matrix products (tf.linalg.matmul, 409
 GFLOP/s is then given as a share of that peak.
 """
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 import argparse
 import os
 import platform

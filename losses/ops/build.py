@@ -19,6 +19,9 @@ so the libraries also load on machines without CUDA libraries.
 Exit status: 0 when the libraries are up to date or were built, 1 with the compiler's message when a compile fails.
 """
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 import argparse
 import dataclasses
 import hashlib
