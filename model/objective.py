@@ -126,6 +126,18 @@ def _kro_term(kro_config: KroConfig, out: dict, gt: tf.Tensor | None, k: tf.Tens
     return tf.add_n([kro_config.loss(xyz[0], xyz[i], k, kro_seed) for i in range(1, last)])
 
 
+def optimised_terms(config) -> dict[str, tuple[str, ...]]:
+    """The logged losses that enter each optimised sum under ``config`` (as :func:`compute_losses` adds
+    them, §7.8): ``{"recon_loss": (...), "pose_loss": (...)}``; the weight-decay terms, which are no logged
+    loss of their own, are left out."""
+    recon = ["loss_ae", "loss_3d", "loss_mask", "chamfer2d_fwd", "chamfer2d_bwd"]
+    for on, names in ((config.symmetry_loss, ["loss_symm"]), (config.kro.enabled, ["loss_kro"]),
+                      (config.use_gt_pcl, ["loss_gt"]),
+                      (config.use_mult_proj, ["loss_mask_2", "chamfer2d_fwd_2", "chamfer2d_bwd_2"])):
+        recon += names if on else []
+    return {"recon_loss": tuple(recon), "pose_loss": ("loss_ae", "loss_pose", "loss_mask")}
+
+
 def compute_losses(config, batch: dict, out: dict, k: tf.Tensor, kro_seed: tf.Tensor, wd_recon: tf.Tensor,
                    wd_pose: tf.Tensor) -> dict:
     """Every loss of baseline §7 and the two §7.8 sums.

@@ -31,12 +31,13 @@ from collections.abc import Callable, Iterator
 import keras
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from model import checkpointing, run_config
 from model.config import TrainConfig
 from model.monitor import CollapseMonitor, summary_line
 from model.optimizer import make_optimizer
-from model.objective import LOSS_NAMES, compute_losses, forward, random_poses
+from model.objective import LOSS_NAMES, compute_losses, forward, optimised_terms, random_poses
 from model.pose_net import build_pose_net
 from model.recon_net import build_recon_net
 from model.run_config import RunConfig
@@ -54,32 +55,82 @@ _NEIGHBOUR_KEYS = ("image_2", "mask_2")
 #: encoder, the bottleneck, the xyz head): how much of the loss's gradient reaches the encoder.
 GRADIENT_LAYERS = ("s1", "s4", "s5", "s8")
 
-#: make_strategy modes (--distribute).
-STRATEGY_MODES = ("auto", "none")
+#: make_strategy modes (--distribute); N is a device count >= 1.
+STRATEGY_MODES = ("auto", "none", "gpu", "gpu:N", "cpu:N")
 
 
 class NonFiniteLossError(RuntimeError):
     """Training stopped after too many consecutive steps with a non-finite loss or gradient."""
 
 
+def parse_strategy_mode(mode: str) -> tuple[str, int | None]:
+    """(kind, device count) of a make_strategy mode: ("auto"|"none"|"gpu", None) or ("gpu"|"cpu", N).
+
+    Raises:
+        ValueError: not one of STRATEGY_MODES.
+    """
+    kind, sep, count = mode.partition(":")
+    if not sep and kind in ("auto", "none", "gpu"):
+        return kind, None
+    if sep and kind in ("gpu", "cpu") and count.isdigit() and int(count) >= 1:
+        return kind, int(count)
+    raise ValueError(f"distribution mode {mode!r} is none of {', '.join(STRATEGY_MODES)} (N >= 1)")
+
+
 def make_strategy(mode: str = "auto") -> tf.distribute.Strategy:
     """The distribution strategy of a run.
 
     Args:
-        mode: "auto": MultiWorkerMirroredStrategy when the TF_CONFIG environment variable is set,
-            MirroredStrategy over the local GPUs when there is at least one, else the default strategy;
-            "none": the default strategy.
+        mode: one of STRATEGY_MODES. "auto": MultiWorkerMirroredStrategy when the TF_CONFIG environment
+            variable is set, MirroredStrategy over the local GPUs when there is at least one, else the
+            default strategy; "none": the default strategy; "gpu": MirroredStrategy over every local GPU,
+            "gpu:N" over the first N; "cpu:N": MirroredStrategy over N logical devices made of the CPU (for
+            development: several replicas on one machine without GPUs). "cpu:N" configures the logical
+            devices, which TensorFlow allows only before it initialises them: call make_strategy before
+            anything runs an op.
+
+    Raises:
+        ValueError: an unknown mode, fewer GPUs than asked for, TF_CONFIG with a single-machine mode, or
+            "cpu:N" after TensorFlow has initialised its devices with another count.
     """
-    if mode == "none":
+    kind, count = parse_strategy_mode(mode)
+    if kind == "none":
         return tf.distribute.get_strategy()
-    if mode not in STRATEGY_MODES:
-        raise ValueError(f"distribution mode must be 'auto' or 'none', got {mode!r}")
     if os.environ.get("TF_CONFIG"):
+        if kind != "auto":
+            raise ValueError(f"--distribute {mode} runs on one machine, but TF_CONFIG is set (a multi-worker "
+                             "run): use --distribute auto, or unset TF_CONFIG")
         return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
+    if kind == "cpu":
+        return tf.distribute.MirroredStrategy(_logical_cpus(count))
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    if kind == "gpu" and len(gpus) < (count or 1):
+        raise ValueError(f"--distribute {mode}: TensorFlow sees {len(gpus)} GPU(s)")
     if gpus:
-        return tf.distribute.MirroredStrategy([d.name for d in gpus])
+        return tf.distribute.MirroredStrategy(gpus[:count])
     return tf.distribute.get_strategy()
+
+
+def _logical_cpus(count: int) -> list[str]:
+    """Names of ``count`` logical devices made of the first physical CPU (configured now if need be)."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:  # already initialised: usable only if it already has that many
+        if len(tf.config.list_logical_devices("CPU")) != count:
+            raise ValueError(f"--distribute cpu:{count} must be set up before TensorFlow initialises its "
+                             "devices (make_strategy first)") from None
+    return [device.name for device in tf.config.list_logical_devices("CPU")]
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run directory: a single process always; of a multi-worker run, the
+    task "chief", or worker 0 when the cluster has no chief (the others train but write nothing there)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type or resolver.task_type == "chief":
+        return True
+    return (resolver.task_type == "worker" and resolver.task_id == 0
+            and "chief" not in resolver.cluster_spec().as_dict())
 
 
 def build_networks(image_size: int, n_points: int, bottleneck: int, weight_decay: bool = False,
@@ -130,6 +181,7 @@ class Trainer:
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.rng = tf.random.Generator.from_seed(config.seed)
         self._step_fn = tf.function(self._step, autograph=False)
+        self._terms_fn = None  # traced on the first step skipped for a non-finite gradient
 
     def checkpoint(self) -> tf.train.Checkpoint:
         """Checkpoint of both nets, both optimisers, the step counter and the RNG state."""
@@ -172,12 +224,15 @@ class Trainer:
             the global batch; NaN when a numerics check aborted the step); ``status`` = {"applied": bool,
             "grads_recon_finite": bool, "grads_pose_finite": bool, "error": the failed check's message or
             "", "grad_norms": {layer: float} the norm of the recon loss's gradient w.r.t. the kernel of each
-            layer of GRADIENT_LAYERS (empty when aborted)}; ``sample`` (None when aborted) = numpy arrays of the first replica's samples: ``xyz0``
+            layer of GRADIENT_LAYERS (empty when aborted), "nonfinite_terms": {"recon_loss": [...],
+            "pose_loss": [...]} the terms of each sum whose own gradient (w.r.t. what the losses read: clouds,
+            colours, poses, renders) is non-finite, looked for only when that sum's gradient is}; ``sample``
+            (None when aborted) = numpy arrays of the first replica's samples: ``xyz0``
             [b, N, 3], ``rgb0`` [b, N, 3], ``poses`` [b, P, 2], ``images`` [P, b, H, W, 3], ``masks``
             [P, b, H, W].
         """
         try:
-            losses, status, sample = self._step_fn(self.distribute(batch))
+            losses, status, sample, draws = self._step_fn(self.distribute(batch))
         except tf.errors.InvalidArgumentError as err:
             if not _NUMERICS_ERROR.search(err.message):
                 raise
@@ -187,11 +242,15 @@ class Trainer:
             return (dict.fromkeys(LOSS_NAMES, nan),
                     {"applied": False, "grads_recon_finite": False, "grads_pose_finite": False,
                      "error": next(line.strip() for line in err.message.splitlines()
-                                   if _NUMERICS_ERROR.search(line)), "grad_norms": {}}, None)
+                                   if _NUMERICS_ERROR.search(line)), "grad_norms": {},
+                     "nonfinite_terms": {"recon_loss": [], "pose_loss": []}}, None)
         self.step.assign_add(1)
         as_np = lambda d: {key: value.numpy() for key, value in d.items()}  # noqa: E731
         grad_norms = {key: float(value) for key, value in as_np(status.pop("grad_norms")).items()}
         status = {key: bool(value) for key, value in as_np(status).items()}
+        finite = status["grads_recon_finite"] and status["grads_pose_finite"]
+        status["nonfinite_terms"] = (self._nonfinite_terms(batch, draws) if not finite
+                                     else {"recon_loss": [], "pose_loss": []})
         return as_np(losses), {**status, "error": "", "grad_norms": grad_norms}, as_np(sample)
 
     def _step(self, batch):
@@ -223,7 +282,7 @@ class Trainer:
         status["applied"] = tf.cond(applied, apply, lambda: tf.constant(False))
         status["grad_norms"] = grad_norms
         first = lambda value: self.strategy.experimental_local_results(value)[0]  # noqa: E731
-        return losses, status, {key: first(value) for key, value in sample.items()}
+        return losses, status, {key: first(value) for key, value in sample.items()}, (poses, k, kro_seed)
 
     def _replica_step(self, batch, poses_global, k, kro_seed):
         c = self.config
@@ -252,6 +311,38 @@ class Trainer:
                   "images": out["images"], "masks": out["masks"]}
         return losses, grads_recon, grads_pose, sample
 
+    def _nonfinite_terms(self, batch, draws) -> dict[str, list[str]]:
+        """The terms of each optimised sum whose own gradient is non-finite in a step that was skipped for a
+        non-finite gradient: the step's forward again on its host batch with its random draws (global
+        batch, one device), then the losses on its outputs held fixed and one backward per term through the
+        losses alone. Run only for such steps, so a normal step pays nothing for it."""
+        if self._terms_fn is None:
+            self._terms_fn = tf.function(self._term_flags, autograph=False)
+        keys = [key for key in _STEP_KEYS + (self.config.gt_feature,) + _NEIGHBOUR_KEYS if key in batch]
+        flags = self._terms_fn({key: tf.convert_to_tensor(batch[key]) for key in keys}, *draws)
+        return {loss: [name for name, bad in zip(names, flags[loss].numpy()) if bad]
+                for loss, names in optimised_terms(self.config).items()}
+
+    def _term_flags(self, batch, poses_random, k, kro_seed):
+        c = self.config
+        out = forward(self.recon_net, self.pose_net, batch["image"], poses_random,
+                      batch["pose"] if c.use_gt_pose else None, image_size=c.image_size, projection=c.projection,
+                      sigma_sq=c.sigma_sq, images_2=batch["image_2"] if c.neighbours else None)
+        held = tf.nest.map_structure(tf.stop_gradient, out)
+        inputs = tf.nest.flatten(held)
+        zero = tf.zeros([], tf.float32)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(inputs)
+            losses = compute_losses(c, batch, held, k, kro_seed, zero, zero)
+        flags = {}
+        for loss, names in optimised_terms(c).items():
+            found = []
+            for name in names:
+                grads = [tf.convert_to_tensor(g) for g in tape.gradient(losses[name], inputs) if g is not None]
+                found.append(tf.logical_not(_all_finite(grads)) if grads else tf.constant(False))
+            flags[loss] = tf.stack(found)
+        return flags
+
 
 @dataclasses.dataclass(frozen=True)
 class LoopConfig:
@@ -273,12 +364,16 @@ class LoopConfig:
 
 
 def describe_nonfinite(losses: dict, status: dict) -> str:
-    """Name what was non-finite in a skipped step: the failed check, else the losses, else the gradients."""
+    """Name what was non-finite in a skipped step: the failed check, else the losses, else the gradients and
+    the terms they come from."""
     if status["error"]:
         return status["error"]
     bad = [name for name in LOSS_NAMES if not np.isfinite(losses[name])]
-    bad += [f"gradient of {loss}" for key, loss in (("grads_recon_finite", "recon_loss"),
-                                                   ("grads_pose_finite", "pose_loss")) if not status[key]]
+    for key, loss in (("grads_recon_finite", "recon_loss"), ("grads_pose_finite", "pose_loss")):
+        if not status[key]:
+            terms = status.get("nonfinite_terms", {}).get(loss)
+            bad.append(f"gradient of {loss} " + (f"(from {', '.join(terms)})" if terms else
+                                                "(from no loss term: in the projection or the networks)"))
     return ", ".join(bad)
 
 

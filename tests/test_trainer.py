@@ -91,7 +91,8 @@ def test_step_returns_every_loss_finite(full_trainer, batches):
     assert set(losses) == set(LOSS_NAMES)
     assert all(np.isfinite(v) for v in losses.values()), losses
     norms = status.pop("grad_norms")
-    assert status == {"applied": True, "grads_recon_finite": True, "grads_pose_finite": True, "error": ""}
+    assert status == {"applied": True, "grads_recon_finite": True, "grads_pose_finite": True, "error": "",
+                      "nonfinite_terms": {"recon_loss": [], "pose_loss": []}}
     assert set(norms) == {"s1", "s4", "s5", "s8"} and all(np.isfinite(v) and v > 0 for v in norms.values())
     for name in ("loss_ae", "loss_mask", "chamfer2d_fwd", "chamfer2d_bwd", "loss_3d", "loss_pose",
                  "loss_symm", "loss_kro", "loss_gt", "loss_wd"):
@@ -228,7 +229,8 @@ def test_nonfinite_gradient_of_faithful_kro_is_skipped(batches):
     losses, status, _ = trainer.train_step(batches[0])
     assert all(np.isfinite(v) for v in losses.values())
     assert not status["applied"] and not status["grads_recon_finite"]
-    assert describe_nonfinite(losses, status) == "gradient of recon_loss"
+    assert status["nonfinite_terms"] == {"recon_loss": ["loss_kro"], "pose_loss": []}
+    assert describe_nonfinite(losses, status) == "gradient of recon_loss (from loss_kro)"
     assert int(trainer.optim_recon.iterations.numpy()) == 0
 
 
