@@ -20,10 +20,14 @@ from losses import chamfer, cycle, image, kro
 from model import layers, monitor, optimizer, projection
 from model.config import GT_TYPES, TrainConfig
 from model.run_config import train_config_from_flag_values
-from model.trainer import STRATEGY_MODES
+from model.trainer import STRATEGY_MODES, parse_strategy_mode
 
 FLAGS = flags.FLAGS
 _TRAIN, _KRO = TrainConfig(), TrainConfig().kro  # the defaults of the step's configuration
+#: The flags that weight a loss term: refused when negative.
+WEIGHT_FLAGS = ("lambda_ae", "lambda_ae_pose", "lambda_ae_mask", "lambda_mask_fwd", "lambda_mask_bwd",
+                "lambda_mask_pose", "lambda_3d", "lambda_pose", "lambda_symm", "lambda_kro", "lambda_gt",
+                "kro_angle_weight")
 
 
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
@@ -55,8 +59,8 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_enum("_3d_loss_type", _TRAIN.cycle_mode, cycle.CYCLE_MODES, "Geometric cycle loss: Chamfer to the "
                       "first reconstruction or between neighbours (§7.4).", flag_values=flag_values)
     flags.DEFINE_integer("N_ITERS", 100001, "Number of training steps (the run stops when the step counter reaches "
-                         "it; resumed runs count from their checkpoint).", flag_values=flag_values)
-    flags.DEFINE_integer("batch_size", 1, "Global batch size B (split evenly over the devices).",
+                         "it; resumed runs count from their checkpoint).", lower_bound=0, flag_values=flag_values)
+    flags.DEFINE_integer("batch_size", 1, "Global batch size B (split evenly over the devices).", lower_bound=1,
                          flag_values=flag_values)
     flags.DEFINE_integer("H", _TRAIN.image_size, "Image height (must equal --W; images are square).",
                          flag_values=flag_values)
@@ -73,11 +77,11 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_float("lr", _TRAIN.lr, "Learning rate of both Adam optimisers (§7.8).", flag_values=flag_values)
     flags.DEFINE_float("beta1", _TRAIN.beta1, "Adam beta_1 of both optimisers (§7.8).", flag_values=flag_values)
     flags.DEFINE_integer("print_n", 100, "Log the running mean of every loss every print_n steps (§8).",
-                         flag_values=flag_values)
+                         lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer("save_n", 1000, "Save renders and clouds of the current batch every save_n steps (§8).",
-                         flag_values=flag_values)
+                         lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer("save_model_n", 5000, "Save a checkpoint every save_model_n steps (§8).",
-                         flag_values=flag_values)
+                         lower_bound=1, flag_values=flag_values)
     flags.DEFINE_float("lambda_ae", _TRAIN.lambda_ae, "Weight of the image loss in the recon loss (§7.8).",
                        flag_values=flag_values)
     flags.DEFINE_float("lambda_ae_pose", _TRAIN.lambda_ae_pose, "Weight of the image loss in the pose loss (§7.8).",
@@ -182,12 +186,24 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                          "spread of every layer and of the cloud (<exp>/monitor.csv, TensorBoard); 0 turns it off.",
                          lower_bound=0, flag_values=flag_values)
     flags.DEFINE_integer("max_nonfinite", _TRAIN.max_nonfinite, "Stop training after this many steps in a row with a "
-                         "non-finite loss or gradient (each such step is skipped and logged).", flag_values=flag_values)
-    flags.DEFINE_integer("keep_checkpoints", 2, "Checkpoints kept in <exp>/checkpoints (the baseline kept 2, §8).",
+                         "non-finite loss or gradient (each such step is skipped and logged).", lower_bound=1,
                          flag_values=flag_values)
-    flags.DEFINE_enum("distribute", "auto", STRATEGY_MODES, "'auto': MultiWorkerMirroredStrategy when TF_CONFIG is "
-                      "set, MirroredStrategy over the local GPUs when there are any, else the default strategy; "
-                      "'none': always the default strategy.", flag_values=flag_values)
+    flags.DEFINE_integer("keep_checkpoints", 2, "Checkpoints kept in <exp>/checkpoints (the baseline kept 2, §8).",
+                         lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_string("distribute", "auto", f"One of {', '.join(STRATEGY_MODES)}. 'auto': "
+                        "MultiWorkerMirroredStrategy when TF_CONFIG is set, MirroredStrategy over the local GPUs "
+                        "when there are any, else the default strategy; 'none': always the default strategy; "
+                        "'gpu' / 'gpu:N': MirroredStrategy over every GPU / the first N; 'cpu:N': over N logical "
+                        "devices made of the CPU (for development).", flag_values=flag_values)
+    flags.register_validator("distribute", _valid_strategy_mode, flag_values=flag_values)
+
+
+def _valid_strategy_mode(mode: str) -> bool:
+    try:
+        parse_strategy_mode(mode)
+    except ValueError as err:
+        raise flags.ValidationError(str(err)) from None
+    return True
 
 
 def flag_names(flag_values: flags.FlagValues = FLAGS) -> tuple[str, ...]:
@@ -217,11 +233,16 @@ def train_config_from_flags(flag_values: flags.FlagValues = FLAGS) -> TrainConfi
     """The training configuration the parsed flags describe.
 
     Raises:
-        ValueError: inconsistent flags (non-square images, --use_mult_proj without --knn_list, ...).
+        ValueError: inconsistent flags (non-square images, a negative loss weight, --use_mult_proj without
+            --knn_list, ...).
     """
     f = flag_values
     if f.H != f.W:
         raise ValueError(f"--H={f.H} and --W={f.W} differ; images are square")
+    negative = [f"--{name}={f[name].value}" for name in flag_names(f) if name in WEIGHT_FLAGS and f[name].value < 0]
+    if negative:
+        raise ValueError(f"{', '.join(negative)}: a loss weight must be >= 0 (a negative weight maximises its "
+                         "loss)")
     if f.use_mult_proj and not f.knn_list:
         raise ValueError("--use_mult_proj (§7.7) needs nearest-neighbour pairs: give --knn_list (compute one "
                          "from a trained run with `python make_knn_list.py`)")

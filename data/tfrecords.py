@@ -308,7 +308,7 @@ def named_read_errors(batches: Iterable, data_dir, split: str) -> Iterator:
 def make_dataset(data_dir, split: str, batch_size: int, shuffle: bool = True, seed: int | None = None,
                  repeat: bool = True, categories: Iterable[str] | None = None,
                  drop_remainder: bool = True, gt_types: Iterable[str] | None = None,
-                 shuffle_buffer: int | None = None) -> tf.data.Dataset:
+                 shuffle_buffer: int | None = None, skip: int = 0) -> tf.data.Dataset:
     """The tf.data pipeline of one split: shuffled shards → parse → shuffle → repeat → decode → batch.
 
     Shards are read interleaved, PNGs are decoded in parallel and batches are prefetched. With a seed,
@@ -327,6 +327,10 @@ def make_dataset(data_dir, split: str, batch_size: int, shuffle: bool = True, se
         drop_remainder: drop the last partial batch.
         gt_types: ground-truth clouds to read; None = all present in the index.
         shuffle_buffer: shuffle buffer size in examples (default: the number of examples selected).
+        skip: examples dropped from the start of the (shuffled, repeated) stream, before they are decoded:
+            a training run resumed at step s with batches of B passes s·B and so sees, with the same seed,
+            the batches the uninterrupted run saw from step s on (each dropped example is still read and
+            parsed, not decoded).
 
     Returns:
         Dataset of dicts: ``image`` float32 [B, H, W, 3] in [0, 1]; ``mask`` float32 [B, H, W] in {0, 1};
@@ -368,6 +372,8 @@ def make_dataset(data_dir, split: str, batch_size: int, shuffle: bool = True, se
         ds = ds.shuffle(shuffle_buffer or count, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
+    if skip:
+        ds = ds.skip(skip)
 
     def decode(ex):
         image = tf.io.decode_png(ex["image"], channels=3)

@@ -19,12 +19,14 @@ The step is plain graph code (no data-dependent Python control flow), so it is t
 AutoGraph, which makes the first call several times faster.
 
 The loop (:func:`fit`) logs, saves renders/clouds and checkpoints into the run directory of
-model/checkpointing.py and stops after ``max_nonfinite`` skipped steps in a row.
+model/checkpointing.py (the chief process only, in a multi-worker run), shows a progress bar on request
+and stops after ``max_nonfinite`` skipped steps in a row.
 """
 
 import dataclasses
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -227,9 +229,8 @@ class Trainer:
             layer of GRADIENT_LAYERS (empty when aborted), "nonfinite_terms": {"recon_loss": [...],
             "pose_loss": [...]} the terms of each sum whose own gradient (w.r.t. what the losses read: clouds,
             colours, poses, renders) is non-finite, looked for only when that sum's gradient is}; ``sample``
-            (None when aborted) = numpy arrays of the first replica's samples: ``xyz0``
-            [b, N, 3], ``rgb0`` [b, N, 3], ``poses`` [b, P, 2], ``images`` [P, b, H, W, 3], ``masks``
-            [P, b, H, W].
+            (None when aborted) = numpy arrays of the first replica's samples: ``xyz0`` [b, N, 3], ``rgb0``
+            [b, N, 3], ``poses`` [b, P, 2], ``images`` [P, b, H, W, 3], ``masks`` [P, b, H, W].
         """
         try:
             losses, status, sample, draws = self._step_fn(self.distribute(batch))
@@ -354,6 +355,9 @@ class LoopConfig:
         print_n: log interval in steps.
         save_n: renders/clouds every save_n steps (step indices 0, save_n, 2·save_n, …).
         save_model_n: checkpoint whenever the number of completed steps is a multiple of it (and at the end).
+        chief: this process writes the run directory (logs, CSV, TensorBoard, renders and clouds; the
+            checkpoint manager given to fit points there); False for the other workers of a multi-worker
+            run, which write none of it (their manager points to a folder of their own).
     """
 
     exp_dir: str
@@ -361,6 +365,7 @@ class LoopConfig:
     print_n: int = 100
     save_n: int = 1000
     save_model_n: int = 5000
+    chief: bool = True
 
 
 def describe_nonfinite(losses: dict, status: dict) -> str:
@@ -390,7 +395,8 @@ def restore_latest(trainer: Trainer, manager: tf.train.CheckpointManager) -> str
 
 
 def fit(trainer: Trainer, batches: Iterator[dict], loop: LoopConfig, manager: tf.train.CheckpointManager,
-        log: Callable[[str], None] = print, monitor: CollapseMonitor | None = None) -> int:
+        log: Callable[[str], None] = print, monitor: CollapseMonitor | None = None,
+        progress: bool = False) -> int:
     """Train from ``trainer.step`` up to ``loop.n_iters`` steps.
 
     Args:
@@ -401,16 +407,29 @@ def fit(trainer: Trainer, batches: Iterator[dict], loop: LoopConfig, manager: tf
         log: where progress lines go.
         monitor: measured at every print interval (monitor.csv, TensorBoard and a log line, with the mean
             gradient norms of GRADIENT_LAYERS over the interval as ``grad/<layer>``), or None.
+        progress: show a progress bar on stderr (steps/s, time left, the last step's recon_loss); the
+            ``log`` lines are written above it.
 
     Returns:
         The number of completed steps.
 
     Raises:
         NonFiniteLossError: ``max_nonfinite`` consecutive steps were skipped; the model was not changed by
-            them and the newest checkpoint is the last good state.
+            them and the newest checkpoint, if any, is the last good state (the message says which).
+        OSError: a file of the run directory or a checkpoint could not be written (the message names it).
     """
     start = int(trainer.step.numpy())
-    logger = RunLogger(loop.exp_dir, fresh=start == 0)
+    logger = RunLogger(loop.exp_dir, start) if loop.chief else None
+    bar = tqdm(total=loop.n_iters, initial=start, desc="train", unit="step", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+    def say(line: str) -> None:
+        if not progress:
+            log(line)
+            return
+        with tqdm.external_write_mode(file=sys.stderr):  # the bar steps aside for the line
+            log(line)
+
     sums, applied, skipped_in_row, skipped_total = dict.fromkeys(LOSS_NAMES, 0.0), 0, 0, 0
     grad_sums = dict.fromkeys(GRADIENT_LAYERS, 0.0)
     skipped_at_interval_start = 0
@@ -426,40 +445,53 @@ def fit(trainer: Trainer, batches: Iterator[dict], loop: LoopConfig, manager: tf
                     sums[name] += float(losses[name])
                 for name in GRADIENT_LAYERS:
                     grad_sums[name] += status["grad_norms"][name]
+                bar.set_postfix_str(f"recon_loss {float(losses['recon_loss']):.4g}", refresh=False)
             else:
                 skipped_in_row, skipped_total = skipped_in_row + 1, skipped_total + 1
-                log(f"step {it}: non-finite {describe_nonfinite(losses, status)}; step skipped, model "
+                say(f"step {it}: non-finite {describe_nonfinite(losses, status)}; step skipped, model "
                     f"unchanged ({skipped_in_row} in a row, {skipped_total} in this run)")
                 if skipped_in_row >= trainer.config.max_nonfinite:
                     raise NonFiniteLossError(
                         f"training stopped at step {it}: {skipped_in_row} steps in a row had a non-finite loss "
-                        f"or gradient ({describe_nonfinite(losses, status)}); the newest checkpoint in "
-                        f"{loop.exp_dir}/{checkpointing.CHECKPOINT_DIR} holds the last good state")
-            if it % loop.save_n == 0 and sample is not None:
+                        f"or gradient ({describe_nonfinite(losses, status)}); " + _last_good(manager))
+            bar.update()
+            if loop.chief and it % loop.save_n == 0 and sample is not None:
                 save_samples(loop.exp_dir, it, {k: np.asarray(v) for k, v in batch.items()}, sample)
             done = it + 1
             if done % loop.print_n == 0:
                 now = time.perf_counter()
-                means = {n: sums[n] / applied if applied else float("nan") for n in LOSS_NAMES}
-                log(logger.write(done, means, (done - interval_start) / (now - t_interval),
-                                 (now - t_start) / 60.0, skipped_total - skipped_at_interval_start))
-                if monitor is not None:
+                means = {n: sums[n] / applied for n in LOSS_NAMES} if applied else None
+                if logger is not None:
+                    say(logger.write(done, means, (done - interval_start) / (now - t_interval),
+                                     (now - t_start) / 60.0, skipped_total - skipped_at_interval_start))
+                if monitor is not None and logger is not None:
                     stats = monitor.measure()
                     stats.update({f"grad/{name}": grad_sums[name] / applied if applied else float("nan")
                                   for name in GRADIENT_LAYERS})
                     logger.write_monitor(done, stats)
-                    log(summary_line(stats))
+                    say(summary_line(stats))
                 sums, applied, interval_start, t_interval = dict.fromkeys(LOSS_NAMES, 0.0), 0, done, now
                 grad_sums = dict.fromkeys(GRADIENT_LAYERS, 0.0)
                 skipped_at_interval_start = skipped_total
             if done % loop.save_model_n == 0:
-                manager.save(checkpoint_number=done)
+                checkpointing.save(manager, done)
         final = int(trainer.step.numpy())
         if manager.latest_checkpoint is None or checkpointing.checkpoint_step(manager.latest_checkpoint) != final:
-            manager.save(checkpoint_number=final)
+            checkpointing.save(manager, final)
         return final
     finally:
-        logger.close()
+        bar.close()
+        if logger is not None:
+            logger.close()
+
+
+def _last_good(manager: tf.train.CheckpointManager) -> str:
+    """Where the last good state of a run that stopped is, in words."""
+    if manager.latest_checkpoint is None:
+        return (f"no checkpoint was written before it (into {manager.directory}): the run has no state to "
+                "resume from; start it again with other settings")
+    return (f"the newest checkpoint, {manager.latest_checkpoint} (step "
+            f"{checkpointing.checkpoint_step(manager.latest_checkpoint)}), holds the last good state")
 
 
 def load_for_inference(exp_dir, step: int | None = None) -> tuple[keras.Model, keras.Model, RunConfig]:

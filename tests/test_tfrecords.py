@@ -112,7 +112,8 @@ def test_a_damaged_shard_is_named_when_read(tiny_dataset, tmp_path):
     with pytest.raises(tf.errors.DataLossError) as raw:
         list(batches)
     assert str(shard) not in str(raw.value)
-    with pytest.raises(ValueError, match=f"damaged TFRecord shard {shard} \\(corrupted record at \\d+\\); .*--pack_only"):
+    with pytest.raises(ValueError, match=f"damaged TFRecord shard {shard} "
+                                         r"\(corrupted record at \d+\); .*--pack_only"):
         list(tfrecords.named_read_errors(batches, data, "test"))
 
 
@@ -154,6 +155,14 @@ def test_seeded_order_is_deterministic(tiny_dataset):
     assert first == _order(tiny_dataset, seed=3, n=12)
     assert first != _order(tiny_dataset, seed=4, n=12)
     assert len(set(first[:4])) == 4  # one epoch holds each training example once
+
+
+@pytest.mark.parametrize("skip", [1, 4, 7])
+def test_skip_continues_the_seeded_order(tiny_dataset, skip):
+    """A resumed run skips the examples it has seen: the rest of the order is the uninterrupted run's, across
+    epochs (each epoch reshuffled)."""
+    ds = tfrecords.make_dataset(tiny_dataset, "train", batch_size=1, seed=3, skip=skip)
+    assert [b["model_id"].numpy()[0] for b in ds.take(12 - skip)] == _order(tiny_dataset, seed=3, n=12)[skip:]
 
 
 def _mask_agreement(image, mask):

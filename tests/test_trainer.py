@@ -19,6 +19,7 @@ from model import checkpointing
 from model.config import TrainConfig
 from model.objective import LOSS_NAMES, compute_losses, forward, random_poses
 from model.projection import SIGMA_SQ, render
+from model.run_logging import RunLogger
 from model.optimizer import ADAM_EPSILON
 from model.trainer import (LoopConfig, NonFiniteLossError, Trainer, build_networks, describe_nonfinite, fit,
                            restore_latest)
@@ -244,10 +245,16 @@ def test_fit_stops_after_max_nonfinite_and_keeps_last_good_checkpoint(full_train
                       save_n=1000, save_model_n=1)
     with pytest.raises(NonFiniteLossError, match="3 steps in a row"):
         fit(full_trainer, iter([bad] * 50), loop, manager, log=lines.append)
-    skipped = [line for line in lines if "non-finite" in line]
+    skipped = [line for line in lines if "step skipped" in line]
     assert len(skipped) == 3 and all("NaN" in line for line in skipped)
-    with open(tmp_path / "losses.csv", newline="") as handle:  # rows of steps 1 and 2 (print_n = 1)
-        assert [row["skipped_steps"] for row in csv.DictReader(handle)] == ["1", "1"]
+    # The intervals of steps 1 and 2 (print_n = 1) had no applied step: their lines say so instead of
+    # listing NaN losses; losses.csv has their rows (NaN losses, the skipped count), logs.txt none.
+    intervals = [line for line in lines if "every step of the interval skipped" in line]
+    assert len(intervals) == 2 and not any("nan" in line for line in intervals)
+    with open(tmp_path / "losses.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["skipped_steps"] for row in rows] == ["1", "1"] and all(row["loss_ae"] == "nan" for row in rows)
+    assert len((tmp_path / "logs.txt").read_text().splitlines()) == 1  # the header
     assert not any(_changed(weights, full_trainer.recon_net))
     kernel = full_trainer.recon_net.trainable_variables[0]
     kernel.assign_add(tf.ones_like(kernel))
@@ -339,3 +346,62 @@ def test_overfit_drives_silhouette_iou_above_0_7(tiny_dataset):
 def test_config_rejects_inconsistent_settings_with_a_clear_error(bad, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**bad)
+
+
+def test_a_stop_before_any_checkpoint_says_there_is_none(batches, tmp_path):
+    trainer = Trainer(TrainConfig(**TINY, use_gt_pcl=True, gt_type="area", max_nonfinite=2), 2)
+    manager = checkpointing.checkpoint_manager(trainer.checkpoint(), tmp_path, keep=2)
+    loop = LoopConfig(exp_dir=str(tmp_path), n_iters=10, print_n=5, save_n=1000, save_model_n=5)
+    with pytest.raises(NonFiniteLossError, match="no checkpoint was written before it") as stop:
+        fit(trainer, iter([_nan_batch(batches[1])] * 10), loop, manager, log=lambda line: None)
+    assert "holds the last good state" not in str(stop.value) and manager.latest_checkpoint is None
+
+
+def test_a_checkpoint_that_cannot_be_written_names_its_folder(batches, tmp_path, monkeypatch):
+    trainer = Trainer(TrainConfig(**TINY), 2)
+    manager = checkpointing.checkpoint_manager(trainer.checkpoint(), tmp_path, keep=2)
+
+    def full_disk(**kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+
+    monkeypatch.setattr(manager, "save", full_disk)
+    loop = LoopConfig(exp_dir=str(tmp_path), n_iters=2, print_n=1, save_n=1000, save_model_n=1)
+    with pytest.raises(OSError, match=f"saving checkpoint 1 into {tmp_path}.*failed: No space left on device"):
+        fit(trainer, iter(batches), loop, manager, log=lambda line: None)
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_progress_bar_on_request_and_the_log_lines_stay(batches, tmp_path, capsys, progress):
+    trainer = Trainer(TrainConfig(**TINY), 2)
+    manager = checkpointing.checkpoint_manager(trainer.checkpoint(), tmp_path, keep=2)
+    lines = []
+    loop = LoopConfig(exp_dir=str(tmp_path), n_iters=3, print_n=1, save_n=1000, save_model_n=100)
+    fit(trainer, iter(batches), loop, manager, log=lines.append, progress=progress)
+    assert len([line for line in lines if line.startswith("step")]) == 3  # the per-print_n lines
+    bar = capsys.readouterr().err
+    if progress:
+        assert "train: 100%" in bar and "3/3" in bar and "step/s" in bar and "recon_loss" in bar
+    else:
+        assert "step/s" not in bar
+
+
+def test_a_multi_worker_non_chief_writes_nothing_into_the_run_directory(batches, tmp_path):
+    trainer = Trainer(TrainConfig(**TINY), 2)
+    run, own = tmp_path / "run", tmp_path / "own"
+    manager = checkpointing.checkpoint_manager(trainer.checkpoint(), own, keep=1)
+    loop = LoopConfig(exp_dir=str(run), n_iters=2, print_n=1, save_n=1, save_model_n=1, chief=False)
+    assert fit(trainer, iter(batches), loop, manager, log=lambda line: None) == 2
+    assert not run.exists() and manager.latest_checkpoint.endswith("ckpt-2")
+
+
+def test_resumed_logs_drop_the_rows_past_the_restored_step(tmp_path):
+    means = {name: 0.5 for name in LOSS_NAMES}
+    logger = RunLogger(tmp_path, 0)
+    for step in range(1, 6):
+        logger.write(step, means, 1.0, 0.0)
+    logger.close()
+    RunLogger(tmp_path, 3).close()  # resumed from the checkpoint of step 3 after a kill at step 5
+    with open(tmp_path / "losses.csv", newline="") as handle:
+        assert [row["step"] for row in csv.DictReader(handle)] == ["1", "2", "3"]
+    assert [line.split(",")[0] for line in (tmp_path / "logs.txt").read_text().splitlines()[1:]] == \
+        ["000001", "000002", "000003"]
