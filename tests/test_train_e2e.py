@@ -175,6 +175,7 @@ def all_train_dataset(tmp_path_factory):
     ("negative weight", {"lambda_kro": -1}, "--lambda_kro=-1.0: a loss weight must be >= 0"),
     ("unknown devices", {"distribute": "tpu:2"}, "'tpu:2' is none of auto, none, gpu, gpu:N, cpu:N"),
     ("exp is a file", {"exp": "{tmp}/file"}, "--exp {tmp}/file is a file, not a run directory"),
+    ("exp cannot be written", {"exp": "{tmp}/file/run"}, "train.py: cannot write the run directory --exp {tmp}/file/run"),
 ])
 def test_bad_input_stops_with_a_clear_message_before_writing(tiny_dataset, all_train_dataset, tmp_path, case,
                                                              overrides, message):
