@@ -420,11 +420,10 @@ def fit(trainer: Trainer, batches: Iterator[dict], loop: LoopConfig, manager: tf
     """
     start = int(trainer.step.numpy())
     logger = RunLogger(loop.exp_dir, start) if loop.chief else None
-    bar = tqdm(total=loop.n_iters, initial=start, desc="train", unit="step", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+    bar = None  # opened after the first step, whose tracing logs its choices (and would skew the rate)
 
     def say(line: str) -> None:
-        if not progress:
+        if bar is None or bar.disable:
             log(line)
             return
         with tqdm.external_write_mode(file=sys.stderr):  # the bar steps aside for the line
@@ -439,6 +438,9 @@ def fit(trainer: Trainer, batches: Iterator[dict], loop: LoopConfig, manager: tf
         for it in range(start, loop.n_iters):
             batch = next(batches)
             losses, status, sample = trainer.train_step(batch)
+            if bar is None:
+                bar = tqdm(total=loop.n_iters, initial=it, desc="train", unit="step", disable=not progress,
+                           file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
             if status["applied"]:
                 skipped_in_row, applied = 0, applied + 1
                 for name in LOSS_NAMES:
@@ -480,7 +482,8 @@ def fit(trainer: Trainer, batches: Iterator[dict], loop: LoopConfig, manager: tf
             checkpointing.save(manager, final)
         return final
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         if logger is not None:
             logger.close()
 

@@ -14,7 +14,11 @@ Importing this module imports TensorFlow and lists its physical devices (which p
 initialise the runtime, so logical devices can still be configured afterwards) with the process's stderr
 (file descriptor 2) sent to a temporary file, then writes back every captured line that is not noise
 (:func:`news`): the lines above are noise on a machine without an NVIDIA GPU; where there is one, a CUDA
-line is news (a GPU that TensorFlow cannot use) and is kept. Every CLI of the project imports it first,
+line is news (a GPU that TensorFlow cannot use) and is kept. TensorFlow's own informational messages after
+the start are off too (each run prints some, e.g. "TFRecordDataset `buffer_size` is unspecified" or, at
+every checkpoint, "Sharding callback duration"): its C++ log through ``TF_CPP_MIN_LOG_LEVEL=1`` unless the
+variable is set, its Python modules' INFO records (on the ``tensorflow`` logger, or on ``absl``'s from a file
+of the TensorFlow package) filtered out; warnings and errors all stay. Every CLI of the project imports it first,
 before anything imports TensorFlow::
 
     if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned workers): TensorFlow imported quietly
@@ -24,6 +28,7 @@ before anything imports TensorFlow::
 """
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -43,6 +48,13 @@ CUDA_PROBING = (
     re.compile(r"[IWE]\d{4} [\d:. ]+\d+ cudart_stub\.cc:\d+\] .*"),
     re.compile(r".*TF-TRT Warning: Could not find TensorRT.*"),
 )
+
+
+class _TensorFlowInfo(logging.Filter):
+    """Drops the INFO (and lower) records logged from TensorFlow's own Python files."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or f"{os.sep}tensorflow{os.sep}" not in record.pathname
 
 
 def has_nvidia_gpu() -> bool:
@@ -75,12 +87,15 @@ def start() -> None:
     """Imports TensorFlow and probes its devices with the noise kept off stderr (once per process)."""
     if "tensorflow" in sys.modules:
         return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     captured = []
     try:
         with _stderr_captured() as capture:
             try:
                 import tensorflow as tf
 
+                for logger in (tf.get_logger(), logging.getLogger("absl")):
+                    logger.addFilter(_TensorFlowInfo())
                 tf.config.list_physical_devices()
             finally:
                 capture.seek(0)

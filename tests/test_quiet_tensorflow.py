@@ -1,6 +1,7 @@
 """TensorFlow's start-up noise is kept off the CLIs' stderr, and every other line kept (runtime/quiet_tensorflow.py;
 tests/test_layering.py checks that every CLI imports it first)."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime import quiet_tensorflow
 from runtime.quiet_tensorflow import has_nvidia_gpu, news
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +46,16 @@ def test_start_up_noise_goes_and_news_stays():
 def test_cuda_lines_are_news_on_a_machine_with_an_nvidia_gpu():
     kept = news((START_UP + NEWS).splitlines(keepends=True), nvidia_gpu=True)
     assert kept == CUDA_LINES + NEWS.splitlines(keepends=True) and len(CUDA_LINES) == 2
+
+
+@pytest.mark.parametrize("path, level, kept", [
+    ("site-packages/tensorflow/python/checkpoint/functional_saver.py", logging.INFO, False),
+    ("site-packages/tensorflow/python/checkpoint/functional_saver.py", logging.WARNING, True),
+    ("model/trainer.py", logging.INFO, True),
+])
+def test_tensorflows_own_info_records_are_dropped(path, level, kept):
+    record = logging.LogRecord("absl", level, os.path.join(os.sep, *path.split("/")), 1, "message", None, None)
+    assert quiet_tensorflow._TensorFlowInfo().filter(record) == kept
 
 
 @pytest.mark.slow
