@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from data import build, tfrecords
+from evaluation.predictions import iterate_split
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(source="builtin", views=1, image_size=32, n_points=256, split="50/50", seed=0, max_models=1)
@@ -134,6 +135,8 @@ def test_a_split_rule_with_an_empty_split_lists_it(tmp_path, rule, full, empty):
         tfrecords.make_dataset(tmp_path, empty, 1)
     with pytest.raises(ValueError, match=message):
         tfrecords.split_examples(tmp_path, empty, ["car"])
+    with pytest.raises(ValueError, match=message):  # what an evaluation of it reads
+        next(iterate_split(tmp_path, empty, 1, ["uniform"], progress=False))
     assert len(list(tfrecords.make_dataset(tmp_path, full, 1, repeat=False))) == 2
 
 
