@@ -17,13 +17,17 @@ from absl import flags
 from data.neighbours import BASELINE_RANKS
 from data.tfrecords import parse_categories
 from losses import chamfer, cycle, image, kro
-from model import projection
+from model import layers, monitor, optimizer, projection
 from model.config import GT_TYPES, TrainConfig
 from model.run_config import train_config_from_flag_values
-from model.trainer import STRATEGY_MODES
+from model.trainer import STRATEGY_MODES, parse_strategy_mode
 
 FLAGS = flags.FLAGS
 _TRAIN, _KRO = TrainConfig(), TrainConfig().kro  # the defaults of the step's configuration
+#: The flags that weight a loss term: refused when negative.
+WEIGHT_FLAGS = ("lambda_ae", "lambda_ae_pose", "lambda_ae_mask", "lambda_mask_fwd", "lambda_mask_bwd",
+                "lambda_mask_pose", "lambda_3d", "lambda_pose", "lambda_symm", "lambda_kro", "lambda_gt",
+                "kro_angle_weight")
 
 
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
@@ -55,8 +59,8 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_enum("_3d_loss_type", _TRAIN.cycle_mode, cycle.CYCLE_MODES, "Geometric cycle loss: Chamfer to the "
                       "first reconstruction or between neighbours (§7.4).", flag_values=flag_values)
     flags.DEFINE_integer("N_ITERS", 100001, "Number of training steps (the run stops when the step counter reaches "
-                         "it; resumed runs count from their checkpoint).", flag_values=flag_values)
-    flags.DEFINE_integer("batch_size", 1, "Global batch size B (split evenly over the devices).",
+                         "it; resumed runs count from their checkpoint).", lower_bound=0, flag_values=flag_values)
+    flags.DEFINE_integer("batch_size", 1, "Global batch size B (split evenly over the devices).", lower_bound=1,
                          flag_values=flag_values)
     flags.DEFINE_integer("H", _TRAIN.image_size, "Image height (must equal --W; images are square).",
                          flag_values=flag_values)
@@ -73,11 +77,11 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_float("lr", _TRAIN.lr, "Learning rate of both Adam optimisers (§7.8).", flag_values=flag_values)
     flags.DEFINE_float("beta1", _TRAIN.beta1, "Adam beta_1 of both optimisers (§7.8).", flag_values=flag_values)
     flags.DEFINE_integer("print_n", 100, "Log the running mean of every loss every print_n steps (§8).",
-                         flag_values=flag_values)
+                         lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer("save_n", 1000, "Save renders and clouds of the current batch every save_n steps (§8).",
-                         flag_values=flag_values)
+                         lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer("save_model_n", 5000, "Save a checkpoint every save_model_n steps (§8).",
-                         flag_values=flag_values)
+                         lower_bound=1, flag_values=flag_values)
     flags.DEFINE_float("lambda_ae", _TRAIN.lambda_ae, "Weight of the image loss in the recon loss (§7.8).",
                        flag_values=flag_values)
     flags.DEFINE_float("lambda_ae_pose", _TRAIN.lambda_ae_pose, "Weight of the image loss in the pose loss (§7.8).",
@@ -115,6 +119,13 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_boolean("weight_decay", _TRAIN.weight_decay, "Add the declared L2 regularisers (§3) to the losses; "
                          "the baseline declares them but never applies them.", flag_values=flag_values)
 
+    # --- Departures that make training learn (README "Why training collapses"); off = the baseline ---------
+    flags.DEFINE_enum("dense_init", _TRAIN.dense_init, layers.DENSE_INITS, "Initialiser of the dense layers: "
+                      "'tflearn' = the baseline's truncated normal (0, 0.02), which shrinks the signal of each "
+                      "128-wide layer about 4x, so that training first fits the mean shape; 'he' = He-normal for "
+                      "the ReLU layers and Glorot-uniform for the linear heads (model/layers.py).",
+                      flag_values=flag_values)
+
     # --- The study's additions (mission.md, baseline §11) ---------------------------------------------------
     flags.DEFINE_boolean("k_random_octant_loss", _KRO.enabled, "Add the K-Random-Octant loss with weight "
                          "--lambda_kro.", flag_values=flag_values)
@@ -145,10 +156,16 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                        flag_values=flag_values)
 
     # --- Back-ends, data, reproducibility, reliability -------------------------------------------------------
-    flags.DEFINE_enum("projection", _TRAIN.projection, projection.METHODS, "Renderer: the sparse fast form or the "
-                      "baseline's dense form (same values and gradients, §5.3–5.4).", flag_values=flag_values)
+    flags.DEFINE_enum("projection", _TRAIN.projection, projection.METHODS, "Renderer (§5.3–5.4, all with the "
+                      "same values and gradients): the custom op Projection ('fused'), the sparse TF form ('fast'), "
+                      "the baseline's dense form ('faithful'), or 'auto': the op when it is built and loads, else "
+                      "'fast' (the choice is logged).", flag_values=flag_values)
     flags.DEFINE_enum("chamfer_backend", _TRAIN.chamfer_backend, chamfer.BACKEND_CHOICES, "Nearest-neighbour back-end "
                       "of every Chamfer distance: the custom op, pure TensorFlow, or the best available.",
+                      flag_values=flag_values)
+    flags.DEFINE_enum("adam", _TRAIN.adam, optimizer.ADAM_UPDATES, "Update of both Adam optimisers (§7.8; the same "
+                      "arithmetic and checkpoints either way): 'fused', one ResourceApplyAdam kernel per variable as "
+                      "TF1's AdamOptimizer ran it, or 'keras', keras.optimizers.Adam's element-wise ops.",
                       flag_values=flag_values)
     flags.DEFINE_integer("seed", _TRAIN.seed, "Seed of the weights, the data order and the random poses.",
                          flag_values=flag_values)
@@ -164,13 +181,29 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                         flag_values=flag_values)
     flags.DEFINE_integer("knn_ranks", BASELINE_RANKS, "Neighbour ranks drawn from, 1..knn_ranks (the baseline's "
                          "writer: 5, §2.7).", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("monitor_images", monitor.DEFAULT_PROBE_IMAGES, "Collapse monitor: the first this many "
+                         "training images are probed every --print_n steps for dead units and the across-image "
+                         "spread of every layer and of the cloud (<exp>/monitor.csv, TensorBoard); 0 turns it off.",
+                         lower_bound=0, flag_values=flag_values)
     flags.DEFINE_integer("max_nonfinite", _TRAIN.max_nonfinite, "Stop training after this many steps in a row with a "
-                         "non-finite loss or gradient (each such step is skipped and logged).", flag_values=flag_values)
-    flags.DEFINE_integer("keep_checkpoints", 2, "Checkpoints kept in <exp>/checkpoints (the baseline kept 2, §8).",
+                         "non-finite loss or gradient (each such step is skipped and logged).", lower_bound=1,
                          flag_values=flag_values)
-    flags.DEFINE_enum("distribute", "auto", STRATEGY_MODES, "'auto': MultiWorkerMirroredStrategy when TF_CONFIG is "
-                      "set, MirroredStrategy over the local GPUs when there are any, else the default strategy; "
-                      "'none': always the default strategy.", flag_values=flag_values)
+    flags.DEFINE_integer("keep_checkpoints", 2, "Checkpoints kept in <exp>/checkpoints (the baseline kept 2, §8).",
+                         lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_string("distribute", "auto", f"One of {', '.join(STRATEGY_MODES)}. 'auto': "
+                        "MultiWorkerMirroredStrategy when TF_CONFIG is set, MirroredStrategy over the local GPUs "
+                        "when there are any, else the default strategy; 'none': always the default strategy; "
+                        "'gpu' / 'gpu:N': MirroredStrategy over every GPU / the first N; 'cpu:N': over N logical "
+                        "devices made of the CPU (for development).", flag_values=flag_values)
+    flags.register_validator("distribute", _valid_strategy_mode, flag_values=flag_values)
+
+
+def _valid_strategy_mode(mode: str) -> bool:
+    try:
+        parse_strategy_mode(mode)
+    except ValueError as err:
+        raise flags.ValidationError(str(err)) from None
+    return True
 
 
 def flag_names(flag_values: flags.FlagValues = FLAGS) -> tuple[str, ...]:
@@ -200,11 +233,16 @@ def train_config_from_flags(flag_values: flags.FlagValues = FLAGS) -> TrainConfi
     """The training configuration the parsed flags describe.
 
     Raises:
-        ValueError: inconsistent flags (non-square images, --use_mult_proj without --knn_list, ...).
+        ValueError: inconsistent flags (non-square images, a negative loss weight, --use_mult_proj without
+            --knn_list, ...).
     """
     f = flag_values
     if f.H != f.W:
         raise ValueError(f"--H={f.H} and --W={f.W} differ; images are square")
+    negative = [f"--{name}={f[name].value}" for name in flag_names(f) if name in WEIGHT_FLAGS and f[name].value < 0]
+    if negative:
+        raise ValueError(f"{', '.join(negative)}: a loss weight must be >= 0 (a negative weight maximises its "
+                         "loss)")
     if f.use_mult_proj and not f.knn_list:
         raise ValueError("--use_mult_proj (§7.7) needs nearest-neighbour pairs: give --knn_list (compute one "
                          "from a trained run with `python make_knn_list.py`)")

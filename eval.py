@@ -20,6 +20,9 @@ and clouds.png (several models per category: input | prediction and GT from the 
 rotations and mean shapes are cached in `<exp>/eval/cache/` (with `--out DIR`: `DIR/cache/`).
 """
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 from absl import app, flags
 
 from evaluation import alignment, references, report

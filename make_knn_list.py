@@ -11,6 +11,9 @@ byte-string layout (``data.knn_list.save_knn_list``). Train with it: ``train.py 
 Shape legend: M images of the split, H image size, D embedding width (2·bottleneck).
 """
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 from pathlib import Path
 
 import numpy as np

@@ -22,11 +22,15 @@ Outputs `<out>.npy` (float32 `[N, 6]` = xyz, rgb as the baseline's saved clouds,
 
 from __future__ import annotations
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
+import shutil
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import app, flags, logging
 from PIL import Image
 
 from evaluation.refinement import TERMS, Refiner
@@ -35,6 +39,7 @@ from viz import clouds
 
 MASK_THRESHOLD = 127  # mask PNG value above which a pixel is object
 CROP_MARGIN = 0.05  # fraction of the crop's side added on each side of the mask's bounding box
+MIN_SIDE = 16  # px: an input whose longer side is shorter (a quarter of the baseline's 64) is warned about
 
 
 def prepare_input(image: Image.Image, size: int, mask: Image.Image | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -123,9 +128,46 @@ def export_recon_net(recon_net, path) -> Path:
     return path
 
 
+def check_export_target(path, overwrite: bool) -> None:
+    """Refuses to export over an existing file or non-empty folder unless ``overwrite``; with it, deletes the
+    previous export (a .keras file or a SavedModel folder, nothing else).
+
+    Raises:
+        ValueError: the target exists and is not to be (or cannot safely be) replaced; the message says why.
+    """
+    path = Path(path)
+    if not path.exists() or path.is_dir() and not any(path.iterdir()):
+        return
+    if not overwrite:
+        raise ValueError(f"--export {path} exists and is not empty: give --overwrite to replace it, or another path")
+    if path.is_file() and path.suffix == ".keras":
+        path.unlink()
+    elif path.is_dir() and (path / "saved_model.pb").is_file():
+        shutil.rmtree(path)
+    else:
+        raise ValueError(f"--export {path} is neither a .keras file nor a SavedModel folder: not replaced, "
+                         "even with --overwrite")
+
+
+def warn_if_tiny(image_path) -> None:
+    """Logs a warning when the input image is smaller than MIN_SIDE pixels on its longer side."""
+    with Image.open(image_path) as image:
+        width, height = image.size
+    if max(width, height) < MIN_SIDE:
+        logging.warning("predict: %s is %d x %d pixels: resized up to the network's input it shows almost "
+                        "nothing of the object, so the prediction says little", image_path, width, height)
+
+
 def main(argv):
     del argv
     f = flags.FLAGS
+    try:
+        if f.export:
+            check_export_target(f.export, f.overwrite)
+    except ValueError as err:
+        raise app.UsageError(str(err)) from None
+    if f.image:
+        warn_if_tiny(f.image)
     if not f.image and not f.export:
         raise app.UsageError("give --image (inference) and/or --export (export of the network)")
     recon_net, pose_net, run = trainer.load_for_inference(f.exp, step=f.step)
@@ -151,6 +193,8 @@ def main(argv):
 def define_flags() -> None:
     """The CLI's flags."""
     flags.DEFINE_string("exp", None, "Run directory written by train.py.")
+    flags.DEFINE_boolean("overwrite", False, "Replace an existing --export target (a .keras file or a SavedModel "
+                         "folder); without it an existing, non-empty target is refused.")
     flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).")
     flags.DEFINE_string("image", "", "Input image (any size; RGB or RGBA).")
     flags.DEFINE_string("mask", "", "Optional mask PNG (object > 127) for background removal.")

@@ -9,6 +9,9 @@ cancels most of the noise of a shared machine.
     python -m bench.bench_build --workers 0,1,2 --max_models 10 --size 128
 """
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 import tempfile
 import time
 from pathlib import Path

@@ -10,6 +10,9 @@ ran the op once on 4 points); on a GPU also the device's peak memory. tensorflow
 [B, N, M, 3] difference tensor and is skipped where that tensor alone would exceed TFG_MAX_BYTES.
 """
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 import argparse
 import json
 import resource

@@ -14,6 +14,9 @@ the brute-force reference, and the ratios.
 
 from __future__ import annotations
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 import time
 from pathlib import Path
 

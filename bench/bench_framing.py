@@ -7,6 +7,9 @@ masks with a foreground pixel on the image border, per category, for each scale 
     python -m bench.bench_framing --source ../shared/data/realmeshes --views 10
 """
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 import numpy as np
 from absl import app, flags
 

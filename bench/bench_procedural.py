@@ -21,6 +21,9 @@ scored with every car that lies along x turned by -90 degrees about the up axis,
     python -m bench.bench_procedural --models 300 --workers 2 --real ../shared/data/realmeshes
 """
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 import tempfile
 import time
 from pathlib import Path

@@ -8,6 +8,9 @@ Embree BVH of a mesh is built by the first view and timed separately ("first vie
     python -m bench.bench_render --sizes 64 --views 10
 """
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 import time
 
 import numpy as np

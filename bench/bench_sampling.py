@@ -11,6 +11,9 @@ best of `repeats` runs.
     python -m bench.bench_sampling --source ../shared/data/realmeshes
 """
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 import time
 
 import numpy as np

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from data.string_arrays import load_string_array
+
 # Rows of the [rows, M] distance block held at once by knn_from_embeddings (memory O(rows·M)).
 _KNN_ROWS_PER_BLOCK = 1024
 METRICS = ("cosine", "l2")  # distances between embeddings of knn_from_embeddings
@@ -37,8 +39,8 @@ def make_key(model_id: str, view: int) -> str:
 def load_knn_list(path) -> np.ndarray:
     """Read a baseline ``knn_list_<synset>.npy`` (baseline §2.7).
 
-    Accepts byte-string arrays (the baseline's shipped lists, §2.7) and unicode arrays. Pickles are never
-    loaded (``allow_pickle=False``): an object array is refused with a message saying how to convert it.
+    Accepts byte-string arrays (the baseline's shipped lists, §2.7), unicode arrays and pickled object arrays
+    of strings, the last read without running the pickle (``data.string_arrays.load_string_array``).
 
     Args:
         path: the .npy file.
@@ -47,22 +49,14 @@ def load_knn_list(path) -> np.ndarray:
         str array ``[R, 1 + K]``: column 0 anchors, columns 1.. neighbours, every entry a validated
         ``"<model>_<view>"`` key.
     """
-    path = Path(path)
     try:
-        raw = np.load(path, allow_pickle=False)
+        raw = load_string_array(path)
     except ValueError as err:
-        if "allow_pickle" not in str(err):
-            raise ValueError(f"data.knn_list.load_knn_list: cannot read {path}: {err}") from err
-        raise ValueError(f"data.knn_list.load_knn_list: {path} holds a pickled object array, which is not "
-                         "loaded (no pickles); save the list as byte strings, e.g. "
-                         "np.save(path, np.array(rows, dtype='S'))") from err
-    except OSError as err:
-        raise ValueError(f"data.knn_list.load_knn_list: cannot read {path}: {err}") from err
+        raise ValueError(f"data.knn_list.load_knn_list: {err}") from None
     if raw.ndim != 2 or raw.shape[1] < 2:
         raise ValueError(f"data.knn_list.load_knn_list: {path} has shape {raw.shape}; expected "
                          "[rows, 1 + K] (anchor, neighbours...)")
-    table = np.array([[make_key(*parse_key(entry)) for entry in row] for row in raw], dtype=str)
-    return table
+    return np.array([[make_key(*parse_key(entry)) for entry in row] for row in raw], dtype=str)
 
 
 def save_knn_list(path, table: np.ndarray) -> None:

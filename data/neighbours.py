@@ -158,8 +158,9 @@ def paired_dataset(pairs: NeighbourPairs, data_dir, split: str, batch_size: int,
         data_dir, split, batch_size, categories, gt_types: as ``tfrecords.make_dataset`` (shuffled,
             repeated, full batches).
         seed: seed of the shuffle and of the neighbour draws.
-        first_step: step number of the first batch (a resumed run's step): batch i draws its ranks with
-            the stateless seed ``(seed, first_step + i)``.
+        first_step: step number of the first batch (a resumed run's step): the batches before it are
+            dropped, so that a resumed run sees the batches of the uninterrupted one, and batch i draws its
+            ranks with the stateless seed ``(seed, first_step + i)``.
 
     Returns:
         Dataset of the dicts of ``make_dataset`` plus ``image_2`` float32 ``[B, H, W, 3]`` in [0, 1],
@@ -186,7 +187,7 @@ def paired_dataset(pairs: NeighbourPairs, data_dir, split: str, batch_size: int,
 
     ds = tfrecords.make_dataset(data_dir, split, 1, shuffle=True, seed=seed, categories=categories,
                                 gt_types=gt_types).unbatch()
-    ds = ds.filter(lambda ex: row(ex) >= 0).batch(batch_size, drop_remainder=True)
+    ds = ds.filter(lambda ex: row(ex) >= 0).skip(first_step * batch_size).batch(batch_size, drop_remainder=True)
     return ds.enumerate(start=first_step).map(attach).prefetch(tf.data.AUTOTUNE)
 
 

@@ -121,6 +121,13 @@ def load_layout_model(item: LayoutItem, views, image_size: int, n_points: int) -
     return record
 
 
+def model_files(item: LayoutItem, views, n_points: int) -> list[Path]:
+    """Every file `load_layout_model` may read for these views (present or not), in a fixed order."""
+    renders = [item.render_dir / f"{kind}_{v}.png" for v in views for kind in ("render", "mask")]
+    clouds = [item.cloud_dir / name.format(n=n_points) for names in CLOUD_FILES.values() for name in names]
+    return [item.render_dir / VIEW_FILE, *renders, *clouds]
+
+
 def _read_poses(path: Path, views) -> np.ndarray:
     """(az, el) in radians [V, 2] float32 from lines `views` of a DRC view.txt (baseline §2.1, §2.5)."""
     if not path.is_file():

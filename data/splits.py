@@ -11,8 +11,9 @@ Two kinds of split:
   train, the next to val, the rest to test. The result depends only on the set of ids, the seed and the
   category: not on the file system order, on other categories or on worker counts.
 * A directory holding the baseline's files ``images_list_<synset>_<split>.npy``: numpy object arrays
-  (n, 1) of ``"<model_id>_<view>"`` strings, one view per model, loaded with ``allow_pickle=True``
-  (baseline §2.2). They fix both the models of each split and the view used for each model.
+  (n, 1) of ``"<model_id>_<view>"`` strings, one view per model (baseline §2.2), i.e. pickles, read by
+  ``data.string_arrays.load_string_array`` without running them (plain string arrays are read too). They fix
+  both the models of each split and the view used for each model.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from data.string_arrays import load_string_array
 
 SPLIT_NAMES_2 = ("train", "test")
 SPLIT_NAMES_3 = ("train", "val", "test")
@@ -98,7 +101,8 @@ def read_split_files(split_dir, synset: str) -> dict[str, list[tuple[str, int]]]
         {split: [(model_id, view), ...]} in file order.
 
     Raises:
-        ValueError: no split file for the synset, an entry that is not "<model_id>_<view>", a model
+        ValueError: no split file for the synset, a file that is not an array of strings (a pickle that
+            is anything else is refused, never run), an entry that is not "<model_id>_<view>", a model
             listed twice, or a model in two splits; the message names the file.
     """
     split_dir = Path(split_dir)
@@ -108,8 +112,7 @@ def read_split_files(split_dir, synset: str) -> dict[str, list[tuple[str, int]]]
         if not path.is_file():
             continue
         entries = []
-        for raw in np.load(path, allow_pickle=True).reshape(-1):
-            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        for text in load_string_array(path).reshape(-1).tolist():
             model_id, _, view = text.rpartition("_")
             if not model_id or not view.isdigit():
                 raise ValueError(f"{path}: entry {text!r} is not '<model_id>_<view>'")

@@ -24,8 +24,11 @@ Features of one Example (`FEATURES`, plus one float list per ground-truth type p
 Clouds are stored in the render frame of `data.meshes` (so that `geometry.camera.project(gt, pose)` lands
 on the mask for data built from meshes).
 
-Files of a data directory: ``<split>-<i>-of-<n>.tfrecord`` (i counted from 0) and ``index.json`` (see
-`read_index`), written last, so a directory without an index is an unfinished build.
+Files of a data directory: the shards ``<split>-<i>-of-<n>.tfrecord`` (i counted from 0; data.build writes
+them into a folder ``pack-<k>/``) and ``index.json`` (see `read_index`), written last, which names the
+shards with their sizes, so a directory without an index is an unfinished build, and a shard that is
+missing or of another size is reported by name before anything is read (`split_examples`); TensorFlow
+reads a truncated shard as a shorter one without a word.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -183,8 +187,10 @@ def read_index(data_dir) -> dict:
 
     The index holds: ``format_version``; ``image_size`` (H = W); ``n_points`` (N); ``views`` (views per
     model, or "split files"); ``gt_types`` present and ``gt_params`` (how each was made); ``frame``;
-    ``seed``; ``source``; ``split_rule``; ``splits`` = {split: {"shards": [file names], "examples":
-    {category: count}, "models": {category: count}}}.
+    ``seed``; ``source``; ``split_rule``; ``splits`` = {split: {"shards": [paths relative to the data
+    directory], "bytes": [size of each shard] (absent in data sets built before it was recorded),
+    "examples": {category: count}, "models": {category: count}}}, every split of the rule listed (an empty
+    one, e.g. test of ``--split 100/0``, with zero counts and no shard).
 
     Raises:
         FileNotFoundError: no index (not a data directory, or an unfinished build).
@@ -217,7 +223,8 @@ def parse_categories(spec: str) -> list[str] | None:
 
 
 def num_examples(index: Mapping, split: str, categories: Iterable[str] | None = None) -> int:
-    """Number of examples of `split` (optionally only `categories`) according to the index."""
+    """Number of examples of `split` (optionally only `categories`) according to the index (0 for an empty
+    split, e.g. the test split of ``--split 100/0``)."""
     counts = _split_entry(index, split)["examples"]
     return sum(n for category, n in counts.items() if categories is None or category in categories)
 
@@ -228,10 +235,80 @@ def _split_entry(index: Mapping, split: str) -> dict:
     return index["splits"][split]
 
 
+def split_examples(data_dir, split: str, categories: Iterable[str] | None = None) -> int:
+    """The number of examples a reader of `split` (of `categories`) gets from a built data set: at least one,
+    every shard present, at its recorded size.
+
+    Raises:
+        FileNotFoundError: no index (see `read_index`), or a shard that the index lists is missing.
+        ValueError: an unknown split or category; an empty selection, said as such ("split 'test' of DIR is
+            empty (built with --split 100/0)"); a shard whose size is not the one recorded when it was
+            written (truncated, or damaged).
+    """
+    index = read_index(data_dir)
+    entry = _split_entry(index, split)
+    if categories is not None:
+        unknown = [c for c in categories if c not in entry["examples"]]
+        if unknown:
+            raise ValueError(f"categories {unknown} not in split {split!r} of {data_dir}; it has "
+                             f"{sorted(entry['examples'])}")
+    built_with = f"built with --split {index.get('split_rule', '?')}"
+    if num_examples(index, split) == 0:
+        raise ValueError(f"split {split!r} of {data_dir} is empty ({built_with})")
+    count = num_examples(index, split, categories)
+    if count == 0:
+        raise ValueError(f"split {split!r} of {data_dir} has no example of the categories {list(categories)} "
+                         f"({built_with}; it holds {sorted(c for c, n in entry['examples'].items() if n)})")
+    for shard, size in zip(entry["shards"], entry.get("bytes", [None] * len(entry["shards"]))):
+        path = Path(data_dir) / shard
+        if not path.is_file():
+            raise FileNotFoundError(f"shard {path} listed in {Path(data_dir) / INDEX_NAME} is missing: "
+                                    f"{_REPACK}")
+        if size is not None and path.stat().st_size != size:
+            raise ValueError(f"shard {path} has {path.stat().st_size} bytes, not the {size} it was written "
+                             f"with: it is truncated or damaged; {_REPACK}")
+    return count
+
+
+#: What to do about a missing or damaged shard.
+_REPACK = ("write the shards again from the model cache with the build's command and --pack_only, or build "
+           "the data set again")
+
+
+def damaged_shard(data_dir, split: str) -> str | None:
+    """The first shard of `split` that cannot be read to its end, with TensorFlow's reason, or None."""
+    for shard in _split_entry(read_index(data_dir), split)["shards"]:
+        try:
+            for _ in tf.data.TFRecordDataset(str(Path(data_dir) / shard)):
+                pass
+        except tf.errors.DataLossError as err:
+            return f"{Path(data_dir) / shard} ({_reason(err)})"
+    return None
+
+
+def _reason(err: tf.errors.OpError) -> str:
+    """TensorFlow's error message without the names of its internal function and op."""
+    return re.sub(r"\s*\[Op:.*$", "", re.sub(r"\{\{.*?\}\}\s*", "", err.message), flags=re.S).strip()
+
+
+def named_read_errors(batches: Iterable, data_dir, split: str) -> Iterator:
+    """Yields from `batches` (of a `make_dataset` of `split`); a damaged shard's DataLossError, which names
+    no file, becomes a ValueError naming the shard (found by reading each shard of the split again).
+
+    Raises:
+        ValueError: a shard could not be read (the message names it and what to do).
+    """
+    try:
+        yield from batches
+    except tf.errors.DataLossError as err:
+        where = damaged_shard(data_dir, split) or f"a shard of split {split!r} of {data_dir} ({_reason(err)})"
+        raise ValueError(f"damaged TFRecord shard {where}; {_REPACK}") from None
+
+
 def make_dataset(data_dir, split: str, batch_size: int, shuffle: bool = True, seed: int | None = None,
                  repeat: bool = True, categories: Iterable[str] | None = None,
                  drop_remainder: bool = True, gt_types: Iterable[str] | None = None,
-                 shuffle_buffer: int | None = None) -> tf.data.Dataset:
+                 shuffle_buffer: int | None = None, skip: int = 0) -> tf.data.Dataset:
     """The tf.data pipeline of one split: shuffled shards → parse → shuffle → repeat → decode → batch.
 
     Shards are read interleaved, PNGs are decoded in parallel and batches are prefetched. With a seed,
@@ -250,6 +327,10 @@ def make_dataset(data_dir, split: str, batch_size: int, shuffle: bool = True, se
         drop_remainder: drop the last partial batch.
         gt_types: ground-truth clouds to read; None = all present in the index.
         shuffle_buffer: shuffle buffer size in examples (default: the number of examples selected).
+        skip: examples dropped from the start of the (shuffled, repeated) stream, before they are decoded:
+            a training run resumed at step s with batches of B passes s·B and so sees, with the same seed,
+            the batches the uninterrupted run saw from step s on (each dropped example is still read and
+            parsed, not decoded).
 
     Returns:
         Dataset of dicts: ``image`` float32 [B, H, W, 3] in [0, 1]; ``mask`` float32 [B, H, W] in {0, 1};
@@ -257,9 +338,14 @@ def make_dataset(data_dir, split: str, batch_size: int, shuffle: bool = True, se
         ``model_id`` string [B]; ``category`` string [B]; ``view`` int64 [B].
 
     Raises:
-        ValueError: unknown split or category, or a requested ground-truth type that the data set does
-            not hold (e.g. ``gt_area`` for data ingested from the baseline's layout without it).
+        FileNotFoundError: no data set, or a missing shard (`split_examples`).
+        ValueError: unknown split or category, an empty split or selection, a shard of the wrong size
+            (`split_examples`), or a requested ground-truth type that the data set does not hold (e.g.
+            ``gt_area`` for data ingested from the baseline's layout without it). A shard damaged inside
+            raises tf.errors.DataLossError when read; `named_read_errors` names it.
     """
+    categories = None if categories is None else list(categories)
+    count = split_examples(data_dir, split, categories)
     index = read_index(data_dir)
     entry = _split_entry(index, split)
     present = list(index["gt_types"])
@@ -268,16 +354,6 @@ def make_dataset(data_dir, split: str, batch_size: int, shuffle: bool = True, se
     if absent:
         raise ValueError(f"{data_dir}: ground truth {absent} requested but the data set only holds "
                          f"{present} (source: {index.get('source')})")
-    if categories is not None:
-        categories = list(categories)
-        unknown = [c for c in categories if c not in entry["examples"]]
-        if unknown:
-            raise ValueError(f"categories {unknown} not in split {split!r} of {data_dir}; it has "
-                             f"{sorted(entry['examples'])}")
-    count = num_examples(index, split, categories)
-    if count == 0:
-        raise ValueError(f"split {split!r} of {data_dir} has no examples "
-                         f"for categories {categories}")
     size, n_points = int(index["image_size"]), int(index["n_points"])
     spec = feature_spec(n_points, gt_types)
     deterministic = seed is not None or not shuffle  # unshuffled reads keep the file order
@@ -296,6 +372,8 @@ def make_dataset(data_dir, split: str, batch_size: int, shuffle: bool = True, se
         ds = ds.shuffle(shuffle_buffer or count, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
+    if skip:
+        ds = ds.skip(skip)
 
     def decode(ex):
         image = tf.io.decode_png(ex["image"], channels=3)

@@ -29,6 +29,9 @@ Runs already trained to their iteration count are not trained again (train.py re
 
 from __future__ import annotations
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 import dataclasses
 import json
 import subprocess

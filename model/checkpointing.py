@@ -8,12 +8,15 @@ Layout of ``<exp>`` (baseline §8, with the names of this project):
     checkpoints/     ``ckpt-<step>`` of tf.train.Checkpoint(recon_net, pose_net, optim_recon, optim_pose,
                      step, rng); <step> = number of completed training steps
 
-Checkpoints are written by tf.train.CheckpointManager: data files first, then the ``checkpoint`` state
-file, so a process killed while saving leaves the previous checkpoint as the latest one.
+Checkpoints are written by tf.train.CheckpointManager: data files first (into ``<prefix>_temp/``, then
+merged), then the ``checkpoint`` state file, so a process killed while saving leaves the previous checkpoint
+as the latest one, and possibly a ``ckpt-<step>_temp`` folder, which the next start deletes
+(:func:`remove_unfinished`).
 """
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import tensorflow as tf
@@ -39,11 +42,18 @@ def read_flags(exp_dir) -> dict:
 
     Raises:
         FileNotFoundError: ``exp_dir`` holds no flags.json (not a run directory of train.py).
+        ValueError: a flags.json that is not a JSON object (damaged); the message names it.
     """
     path = Path(exp_dir) / FLAGS_JSON
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {exp_dir} is not a run directory written by train.py")
-    return json.loads(path.read_text())
+    try:
+        values = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}): it is damaged") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} holds a {type(values).__name__}, not the flags of a run")
+    return values
 
 
 def checkpoint_manager(checkpoint: tf.train.Checkpoint, exp_dir, keep: int) -> tf.train.CheckpointManager:
@@ -51,6 +61,30 @@ def checkpoint_manager(checkpoint: tf.train.Checkpoint, exp_dir, keep: int) -> t
     return tf.train.CheckpointManager(checkpoint, str(Path(exp_dir) / CHECKPOINT_DIR), max_to_keep=keep,
                                       keep_checkpoint_every_n_hours=KEEP_EVERY_N_HOURS,
                                       checkpoint_name=CHECKPOINT_NAME)
+
+
+def remove_unfinished(exp_dir) -> list[str]:
+    """Deletes the ``<prefix>_temp`` folders a process killed while saving left in ``<exp>/checkpoints``
+    (call it only while holding the run's lock); returns their names."""
+    removed = []
+    for path in sorted((Path(exp_dir) / CHECKPOINT_DIR).glob(f"{CHECKPOINT_NAME}-*_temp")):
+        if path.is_dir():
+            shutil.rmtree(path)
+            removed.append(path.name)
+    return removed
+
+
+def save(manager: tf.train.CheckpointManager, step: int) -> str:
+    """``manager.save`` of checkpoint ``step``; a write that fails (full disk, read-only or lost folder)
+    raises OSError naming the checkpoint folder, whatever TensorFlow's error type.
+
+    Returns:
+        The prefix written.
+    """
+    try:
+        return manager.save(checkpoint_number=step)
+    except tf.errors.OpError as err:
+        raise OSError(f"saving checkpoint {step} into {manager.directory} failed: {err.message}") from None
 
 
 def checkpoint_step(path: str) -> int:

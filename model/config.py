@@ -10,7 +10,7 @@ import dataclasses
 from data.tfrecords import GT_FEATURES
 from losses import chamfer, cycle, image
 from losses.kro import KroConfig
-from model import projection
+from model import layers, optimizer, projection
 
 #: Ground-truth types, --gt_type values (the Example feature of each: data.tfrecords.GT_FEATURES).
 GT_TYPES = tuple(GT_FEATURES)
@@ -48,6 +48,7 @@ class TrainConfig:
     symmetry_loss: bool = False       # --symmetry_loss (§7.6)
     symmetry_kind: str = "main"       # main.py or multiple_mask_main.py definition (§7.6)
     weight_decay: bool = False        # apply the declared L2 terms (§3; inactive in the baseline)
+    dense_init: str = "tflearn"       # dense initialiser: the baseline's, or "he" (model/layers.py, a departure)
     use_gt_pose: bool = False         # --use_gt_pose (§6)
     optimise_pose: bool = False       # --optimise_pose (§7.8)
     kro: KroConfig = dataclasses.field(default_factory=KroConfig)  # the study's KRO loss (mission.md, §11.1)
@@ -56,15 +57,17 @@ class TrainConfig:
     lambda_gt: float = 1.0
     neighbours: bool = False          # batches hold image_2/mask_2 (--knn_list): §7.7 terms logged
     use_mult_proj: bool = False       # --use_mult_proj: §7.7 terms in the recon loss (needs neighbours)
-    projection: str = "fast"          # model/projection.py method
+    projection: str = "auto"          # model/projection.py method ("auto": the fused op when it loaded)
     chamfer_backend: str = "auto"     # losses/chamfer.py backend
+    adam: str = "fused"               # optimiser update: one ResourceApplyAdam per variable, or Keras Adam's ops
     seed: int = 0                     # weights, random poses, k of KRO
     max_nonfinite: int = 20           # consecutive skipped steps before training stops
 
     def __post_init__(self):
         choices = {"mask_loss": image.MASK_LOSS_KINDS, "affinity_form": image.AFFINITY_FORMS,
                    "cycle_mode": cycle.CYCLE_MODES, "symmetry_kind": cycle.SYMMETRY_KINDS, "gt_type": GT_TYPES,
-                   "projection": projection.METHODS, "chamfer_backend": chamfer.BACKEND_CHOICES}
+                   "projection": projection.METHODS, "chamfer_backend": chamfer.BACKEND_CHOICES,
+                   "adam": optimizer.ADAM_UPDATES, "dense_init": layers.DENSE_INITS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")

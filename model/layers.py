@@ -14,6 +14,16 @@ take the declared decay and attach it (so that it appears in ``model.losses``) o
 ``weight_decay_on`` is True. tflearn's L2 is ``wd * tf.nn.l2_loss(W) = wd * sum(W**2) / 2``, which is
 Keras ``L2(wd / 2)``; only the kernels are regularised (tflearn does not regularise biases).
 
+A departure from tflearn's dense initialiser, ``dense_init="he"`` (``--dense_init he``), exists because the
+baseline's truncated normal of standard deviation 0.02 shrinks the signal of every 128-wide dense layer:
+it multiplies the RMS of its input by 0.02 · sqrt(fan_in), i.e. by 0.23 for fan_in 128. Behind the four
+dense layers of the structure branch the image-dependent part of the initial cloud is a few percent of
+what the encoder sees, and the gradient reaching the encoder is scaled down by the same factors, so the
+first updates fit the biases of the last layers (the mean shape) long before the cloud starts to depend on
+the image (README, "Why training collapses"). "he" draws every ReLU dense layer He-normal (variance
+2 / fan_in, which keeps the RMS of ReLU activations through the layer) and the linear heads (xyz, rgb,
+pose) Glorot-uniform (Keras's default); the convolutions keep tflearn's initialiser either way.
+
 Shape legend: B batch, H = W image size, C channels.
 """
 
@@ -26,6 +36,8 @@ DENSE_WEIGHT_DECAY = 1e-3
 CONV_INITIALISER = {"class_name": "VarianceScaling",
                     "config": {"scale": 1.0, "mode": "fan_in", "distribution": "uniform"}}
 DENSE_STDDEV = 0.02
+#: Dense initialisers (--dense_init): the baseline's tflearn truncated normal (0.02), or "he" (module docstring).
+DENSE_INITS = ("tflearn", "he")
 
 
 def _l2(declared_decay: float, weight_decay_on: bool):
@@ -56,9 +68,19 @@ def conv(filters: int, kernel_size: int, name: str, weight_decay_on: bool = Fals
         kernel_regularizer=_l2(declared_decay, weight_decay_on), name=name)
 
 
+def dense_initialiser(init: str, activation: str | None) -> keras.initializers.Initializer:
+    """The kernel initialiser of a dense layer: tflearn's truncated normal (0, 0.02), or with ``init="he"``
+    He-normal for a ReLU layer and Glorot-uniform for a linear one (module docstring)."""
+    if init not in DENSE_INITS:
+        raise ValueError(f"dense initialiser must be one of {DENSE_INITS}, got {init!r}")
+    if init == "tflearn":
+        return keras.initializers.TruncatedNormal(mean=0.0, stddev=DENSE_STDDEV)
+    return keras.initializers.HeNormal() if activation == "relu" else keras.initializers.GlorotUniform()
+
+
 def dense(units: int, name: str, activation: str | None = "relu", weight_decay_on: bool = False,
-          declared_decay: float = DENSE_WEIGHT_DECAY) -> keras.layers.Dense:
-    """A fully connected layer with tflearn's initialisers (baseline §3, §14).
+          declared_decay: float = DENSE_WEIGHT_DECAY, init: str = "tflearn") -> keras.layers.Dense:
+    """A fully connected layer with tflearn's initialisers (baseline §3, §14), or the "he" departure.
 
     Args:
         units: output width.
@@ -66,13 +88,13 @@ def dense(units: int, name: str, activation: str | None = "relu", weight_decay_o
         activation: "relu" or None (linear).
         weight_decay_on: attach the declared L2 term to ``model.losses``.
         declared_decay: the baseline's declared decay for this layer.
+        init: one of DENSE_INITS (`dense_initialiser`).
 
     Returns:
         A layer mapping float32 ``[B, D]`` to ``[B, units]``.
     """
     return keras.layers.Dense(
-        units, activation=activation,
-        kernel_initializer=keras.initializers.TruncatedNormal(mean=0.0, stddev=DENSE_STDDEV),
+        units, activation=activation, kernel_initializer=dense_initialiser(init, activation),
         bias_initializer="zeros",
         kernel_regularizer=_l2(declared_decay, weight_decay_on), name=name)
 
@@ -82,7 +104,7 @@ def dense(units: int, name: str, activation: str | None = "relu", weight_decay_o
 ENCODER_CONVS = ((32, 3), (64, 3), (128, 3), (256, 5))
 
 
-def encoder_head(x, prefix: str, bottleneck: int, weight_decay_on: bool = False):
+def encoder_head(x, prefix: str, bottleneck: int, weight_decay_on: bool = False, dense_init: str = "tflearn"):
     """The baseline's image encoder: `ENCODER_CONVS`, flatten, dense ``bottleneck`` (ReLU).
 
     Layers are named ``<prefix>1`` .. ``<prefix>5`` after the baseline's table rows (§3 s1-s5, §4).
@@ -92,6 +114,7 @@ def encoder_head(x, prefix: str, bottleneck: int, weight_decay_on: bool = False)
         prefix: "s" for the structure branch, "p" for the pose net.
         bottleneck: width of the dense layer (``--bottleneck``).
         weight_decay_on: attach the declared L2 terms to ``model.losses``.
+        dense_init: initialiser of the dense layer (DENSE_INITS).
 
     Returns:
         Keras tensor float32 ``[B, bottleneck]``.
@@ -99,4 +122,5 @@ def encoder_head(x, prefix: str, bottleneck: int, weight_decay_on: bool = False)
     for i, (filters, size) in enumerate(ENCODER_CONVS, start=1):
         x = conv(filters, size, f"{prefix}{i}", weight_decay_on)(x)
     x = keras.layers.Flatten(name=f"{prefix}_flat")(x)
-    return dense(bottleneck, f"{prefix}{len(ENCODER_CONVS) + 1}", weight_decay_on=weight_decay_on)(x)
+    return dense(bottleneck, f"{prefix}{len(ENCODER_CONVS) + 1}", weight_decay_on=weight_decay_on,
+                 init=dense_init)(x)

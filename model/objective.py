@@ -72,7 +72,7 @@ def forward(recon_net, pose_net, images: tf.Tensor, poses_random: tf.Tensor, pos
         pose_gt: float32 ``[B, 2]`` GT poses to render projection 0 at (``--use_gt_pose``), or None to
             use the pose net's prediction.
         image_size: H = W.
-        projection: "fast" or "faithful" (model/projection.py).
+        projection: "auto", "fused", "fast" or "faithful" (model/projection.py).
         sigma_sq: silhouette variance in px² (§5.3).
         images_2: float32 ``[B, H, W, 3]`` a nearest-neighbour image of each input (another model,
             multiple_mask_main.py), or None.
@@ -124,6 +124,18 @@ def _kro_term(kro_config: KroConfig, out: dict, gt: tf.Tensor | None, k: tf.Tens
         return kro_config.loss(gt, xyz[0], k, kro_seed)
     last = len(xyz) if include_last_render else len(xyz) - 1
     return tf.add_n([kro_config.loss(xyz[0], xyz[i], k, kro_seed) for i in range(1, last)])
+
+
+def optimised_terms(config) -> dict[str, tuple[str, ...]]:
+    """The logged losses that enter each optimised sum under ``config`` (as :func:`compute_losses` adds
+    them, §7.8): ``{"recon_loss": (...), "pose_loss": (...)}``; the weight-decay terms, which are no logged
+    loss of their own, are left out."""
+    recon = ["loss_ae", "loss_3d", "loss_mask", "chamfer2d_fwd", "chamfer2d_bwd"]
+    for on, names in ((config.symmetry_loss, ["loss_symm"]), (config.kro.enabled, ["loss_kro"]),
+                      (config.use_gt_pcl, ["loss_gt"]),
+                      (config.use_mult_proj, ["loss_mask_2", "chamfer2d_fwd_2", "chamfer2d_bwd_2"])):
+        recon += names if on else []
+    return {"recon_loss": tuple(recon), "pose_loss": ("loss_ae", "loss_pose", "loss_mask")}
 
 
 def compute_losses(config, batch: dict, out: dict, k: tf.Tensor, kro_seed: tf.Tensor, wd_recon: tf.Tensor,

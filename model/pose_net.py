@@ -16,14 +16,15 @@ from model.layers import dense, encoder_head
 
 
 def build_pose_net(image_size: int = 64, bottleneck: int = 128,
-                   weight_decay: bool = False) -> keras.Model:
-    """Build the pose net (baseline §4) with tflearn's initialisers (§14).
+                   weight_decay: bool = False, dense_init: str = "tflearn") -> keras.Model:
+    """Build the pose net (baseline §4) with tflearn's initialisers (§14) or the "he" departure.
 
     Args:
         image_size: side H = W of the square input image.
         bottleneck: width of the first dense layer (``--bottleneck``).
         weight_decay: put the declared per-layer L2 terms (§3) into ``model.losses`` (inactive in the
             baseline, hence False by default).
+        dense_init: initialiser of the dense layers (model.layers.DENSE_INITS; "tflearn" is the baseline's).
 
     Returns:
         A Keras model mapping images float32 ``[B, H, W, 3]`` to ``{"pose": [B, 2]}`` =
@@ -31,9 +32,9 @@ def build_pose_net(image_size: int = 64, bottleneck: int = 128,
     """
     wd = weight_decay
     image = keras.Input((image_size, image_size, 3), name="image")
-    x = encoder_head(image, "p", bottleneck, wd)
-    x = dense(128, "p6", weight_decay_on=wd)(x)
-    x = dense(128, "p7", weight_decay_on=wd)(x)
-    x = dense(2, "p8", activation=None, weight_decay_on=wd)(x)
+    x = encoder_head(image, "p", bottleneck, wd, dense_init)
+    x = dense(128, "p6", weight_decay_on=wd, init=dense_init)(x)
+    x = dense(128, "p7", weight_decay_on=wd, init=dense_init)(x)
+    x = dense(2, "p8", activation=None, weight_decay_on=wd, init=dense_init)(x)
     pose = math.pi * keras.ops.tanh(x)
     return keras.Model(image, {"pose": pose}, name="pose_net")

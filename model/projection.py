@@ -1,12 +1,20 @@
 """Differentiable projection of a coloured point cloud to a soft silhouette and a colour image.
 
-Baseline §5.3 (silhouette ``cont_proj``) and §5.4 (colour ``rgb_cont_proj``), each in two forms:
+Baseline §5.3 (silhouette ``cont_proj``) and §5.4 (colour ``rgb_cont_proj``), each in three forms:
 
   * ``*_faithful``: the baseline's dense formulation, formula for formula, with [B, N, H, W] intermediates
     (the reference; memory O(B·N·H·W)).
   * ``*_fast``: the same function evaluated only where it is non-negligible: each point touches a small
     window of pixels and the contributions are scatter-added (memory O(B·N·window)). Equal to the faithful
     form up to float rounding (silhouette: plus a truncation error below ``SPLAT_TOLERANCE`` per point).
+  * ``*_fused``: the fast form's arithmetic in one custom op, ``Projection`` (losses/ops: a multi-threaded C++
+    CPU kernel and a CUDA kernel, float32 and float64), which renders both images in one pass over the points
+    and has its own backward op; no [B, N, window] intermediates.
+
+``render`` and ``silhouette`` take ``method``: "faithful", "fast", "fused", or "auto" (the default), which is
+"fused" when the op library loaded (and has its CUDA kernel if TensorFlow sees a GPU) and "fast" otherwise,
+logged once per process. The camera (geometry/camera.py) stays in TensorFlow in every form, so the gradient
+w.r.t. the pose follows from the gradient w.r.t. (u, v, w).
 
 Shape legend: B batch, N points, H = W = image_size.
 Conventions (geometry/camera.py, baseline §5.3): ``uvw[..., 0] = u`` is compared with the ROW index i,
@@ -15,12 +23,15 @@ positive depth. Depth plays no part in the silhouette (no occlusion); in the col
 softmax weights of the points sharing a pixel's 3×3 well.
 """
 
+import functools
+import logging
 import math
 
 import tensorflow as tf
 
 from geometry import camera
 from geometry.checks import check_image_size
+from losses.ops import loader
 
 SIGMA_SQ = 0.4  # baseline §5.3: main.py passes --sigma_sq (default 0.4 px²)
 WELL_RADIUS = 1  # baseline §5.4: 3×3 well, boundary included
@@ -31,8 +42,11 @@ OUTSIDE_WELL_FACTOR = 10.0  # baseline §5.4 step 2: per-axis well value outside
 SOFTMAX_EPS = 1e-5  # baseline §5.4 step 3: beta / (d + 1e-5)
 RENORM_EPS = 1e-8  # baseline §5.4 step 4: prob / (Σ prob + 1e-8)
 SPLAT_TOLERANCE = 1e-6  # bound on the silhouette mass a point loses to the fast form's truncation
+MAX_FUSED_SPLAT_RADIUS = 32  # the Projection op's limit on splat_radius (kMaxSplatRadius, projection_math.h)
 
-METHODS = ("fast", "faithful")
+METHODS = ("auto", "fused", "fast", "faithful")
+
+_LOG = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -277,34 +291,114 @@ def colour_fast(uvw, rgb, image_size: int, well_radius: int = WELL_RADIUS, beta:
     return _pixels_to_image(per_pixel, image_size, batch)
 
 
+# --------------------------------------------------------------------------------------------- fused
+
+
+def _fused_op():
+    """The module of the Projection op library; RuntimeError with the reason when it is unavailable."""
+    lib = loader.load("projection")
+    if lib.module is None:
+        raise RuntimeError(f"model/projection.py: method 'fused' is unavailable: {lib.reason}")
+    return lib.module
+
+
+def project_fused(uvw, rgb, image_size: int, sigma_sq: float = SIGMA_SQ, well_radius: int = WELL_RADIUS,
+                  beta: float = BETA) -> tuple[tf.Tensor, tf.Tensor]:
+    """Soft silhouette (§5.3) and soft colour image (§5.4) in one call of the custom op ``Projection``.
+
+    The op evaluates exactly the functions of :func:`silhouette_fast` and :func:`colour_fast` (window of
+    ``splat_radius(sigma_sq)``, per-pixel softmax over the well), in float32 or float64, and its registered
+    gradient (``ProjectionGrad``) gives the gradients w.r.t. uvw and rgb: the silhouette's w.r.t. u, v and the
+    colour image's w.r.t. w and rgb only (none w.r.t. u, v, as in the baseline). A NaN u or v makes the mask
+    of its batch element NaN, a NaN w its image, as in the dense form.
+
+    Args:
+        uvw: float32 or float64 tensor [B, N, 3] = (u rows, v columns, w depth).
+        rgb: float tensor [B, N, C] (cast to the dtype of uvw); C = 0 renders the silhouette alone.
+        image_size: H = W.
+        sigma_sq: σ² of the silhouette in px² (its window half-width must stay within the op's limit of 32 px,
+            i.e. σ² up to about 27 px²).
+        well_radius: half-width of the colour well in px (int).
+        beta: softmax sharpness.
+
+    Returns:
+        (mask [B, H, W], image [B, H, W, C]) in the dtype of uvw. No XLA kernel: not for jit_compile.
+
+    Raises:
+        RuntimeError: the op library is not built or failed to load (the message says why).
+    """
+    uvw = _check_uvw(uvw, "project_fused")
+    check_image_size(image_size, "model/projection.py project_fused")
+    if uvw.dtype not in (tf.float32, tf.float64):
+        raise TypeError(f"model/projection.py project_fused: uvw must be float32 or float64, got {uvw.dtype.name}")
+    radius = splat_radius(sigma_sq)
+    if radius > MAX_FUSED_SPLAT_RADIUS:
+        raise ValueError(f"model/projection.py project_fused: sigma_sq={sigma_sq} needs a {2 * radius + 1}-pixel "
+                         f"window, more than the op's {2 * MAX_FUSED_SPLAT_RADIUS + 1}; use method 'fast'")
+    params = tf.constant([sigma_sq, beta, DEPTH_SHIFT, MAX_DEPTH, SOFTMAX_EPS, RENORM_EPS], uvw.dtype)
+    mask, image, _ = _fused_op().projection(uvw, tf.cast(rgb, uvw.dtype), params, image_size=image_size,
+                                            splat_radius=radius, well_radius=well_radius)
+    return mask, image
+
+
+def silhouette_fused(uvw, image_size: int, sigma_sq: float = SIGMA_SQ) -> tf.Tensor:
+    """Soft silhouette of §5.3 by the custom op (same values as :func:`silhouette_fast`): [B, H, W]."""
+    uvw = _check_uvw(uvw, "silhouette_fused")
+    no_colour = tf.zeros(tf.concat([tf.shape(uvw)[:2], [0]], axis=0), uvw.dtype)  # [B, N, 0]
+    return project_fused(uvw, no_colour, image_size, sigma_sq)[0]
+
+
+def colour_fused(uvw, rgb, image_size: int, well_radius: int = WELL_RADIUS, beta: float = BETA) -> tf.Tensor:
+    """Soft colour image of §5.4 by the custom op (same values as :func:`colour_fast`): [B, H, W, C]."""
+    return project_fused(uvw, rgb, image_size, well_radius=well_radius, beta=beta)[1]
+
+
 # -------------------------------------------------------------------------------------------- render
 
-_SILHOUETTE = {"fast": silhouette_fast, "faithful": silhouette_faithful}
-_COLOUR = {"fast": colour_fast, "faithful": colour_faithful}
+_SILHOUETTE = {"fused": silhouette_fused, "fast": silhouette_fast, "faithful": silhouette_faithful}
+_COLOUR = {"fused": colour_fused, "fast": colour_fast, "faithful": colour_faithful}
 
 
-def _check_method(method: str) -> None:
+@functools.cache
+def _auto_method() -> str:
+    """The method "auto" stands for; logs the choice (and why the op is not used) on first call."""
+    lib = loader.load("projection")
+    if lib.module is None:
+        _LOG.info("model.projection: method 'auto' uses the 'fast' TF form: %s", lib.reason)
+        return "fast"
+    if tf.config.list_physical_devices("GPU") and not lib.cuda:
+        _LOG.info("model.projection: method 'auto' uses the 'fast' TF form: the Projection op was built without "
+                  "its CUDA kernel and TensorFlow sees a GPU (see `python -m losses.ops.build`)")
+        return "fast"
+    kernels = "CPU and CUDA kernels" if lib.cuda else "CPU kernel"
+    _LOG.info("model.projection: method 'auto' uses the custom op Projection (%s)", kernels)
+    return "fused"
+
+
+def resolve_method(method: str) -> str:
+    """The concrete form ("fused", "fast" or "faithful") that ``method`` selects; ValueError if unknown."""
     if method not in METHODS:
         raise ValueError(f"model/projection.py: method must be one of {METHODS}, got {method!r}")
+    return _auto_method() if method == "auto" else method
 
 
-def silhouette(xyz, pose, image_size: int = camera.BASE_IMAGE_SIZE, method: str = "fast",
+def silhouette(xyz, pose, image_size: int = camera.BASE_IMAGE_SIZE, method: str = "auto",
                sigma_sq: float = SIGMA_SQ) -> tf.Tensor:
     """The soft mask (§5.3) alone of a cloud seen from a pose (as `render(...)["mask"]`).
 
     Args:
         xyz: float tensor [B, N, 3], world coordinates.
         pose: float tensor [B, 2] = (azimuth, elevation) in radians.
-        image_size: H = W.  method: "fast" or "faithful".  sigma_sq: σ² in px².
+        image_size: H = W.  method: "auto", "fused", "fast" or "faithful".  sigma_sq: σ² in px².
 
     Returns:
         [B, H, W], dtype of xyz.
     """
-    _check_method(method)
+    method = resolve_method(method)
     return _SILHOUETTE[method](camera.project(xyz, pose, image_size), image_size, sigma_sq)
 
 
-def render(xyz, rgb, pose, image_size: int = camera.BASE_IMAGE_SIZE, method: str = "fast",
+def render(xyz, rgb, pose, image_size: int = camera.BASE_IMAGE_SIZE, method: str = "auto",
            sigma_sq: float = SIGMA_SQ) -> dict[str, tf.Tensor]:
     """Project a coloured cloud for a pose: soft mask (§5.3) and colour image (§5.4).
 
@@ -313,14 +407,17 @@ def render(xyz, rgb, pose, image_size: int = camera.BASE_IMAGE_SIZE, method: str
         rgb: float tensor [B, N, 3], colours in (0, 1).
         pose: float tensor [B, 2] = (azimuth, elevation) in radians.
         image_size: H = W.
-        method: "fast" (default) or "faithful" (the baseline's dense form).
+        method: "auto" (default: "fused" when the op is available, else "fast"), "fused", "fast" or
+            "faithful" (the baseline's dense form).
         sigma_sq: σ² of the silhouette in px².
 
     Returns:
         {"mask": [B, H, W], "image": [B, H, W, 3], "uvw": [B, N, 3]}, dtype of xyz.
     """
-    _check_method(method)
+    method = resolve_method(method)
     uvw = camera.project(xyz, pose, image_size)
-    return {"mask": _SILHOUETTE[method](uvw, image_size, sigma_sq),
-            "image": _COLOUR[method](uvw, rgb, image_size),
-            "uvw": uvw}
+    if method == "fused":
+        mask, image = project_fused(uvw, rgb, image_size, sigma_sq)
+    else:
+        mask, image = _SILHOUETTE[method](uvw, image_size, sigma_sq), _COLOUR[method](uvw, rgb, image_size)
+    return {"mask": mask, "image": image, "uvw": uvw}

@@ -17,12 +17,12 @@ shares its weights (the baseline's ``reuse=True``, §3). Parameter count at the 
 
 import keras
 
-from model.layers import conv, dense, encoder_head
+from model import layers
 
 
 def build_recon_net(image_size: int = 64, n_points: int = 1024, bottleneck: int = 128,
-                    weight_decay: bool = False) -> keras.Model:
-    """Build the reconstruction net (baseline §3) with tflearn's initialisers (§14).
+                    weight_decay: bool = False, dense_init: str = "tflearn") -> keras.Model:
+    """Build the reconstruction net (baseline §3) with tflearn's initialisers (§14) or the "he" departure.
 
     Args:
         image_size: side H = W of the square input image.
@@ -30,6 +30,7 @@ def build_recon_net(image_size: int = 64, n_points: int = 1024, bottleneck: int 
         bottleneck: width of the first dense layer of each branch (``--bottleneck``).
         weight_decay: put the declared per-layer L2 terms (§3) into ``model.losses``; the baseline
             declares them but never applies them, hence False by default.
+        dense_init: initialiser of the dense layers (model.layers.DENSE_INITS; "tflearn" is the baseline's).
 
     Returns:
         A Keras model mapping images float32 ``[B, H, W, 3]`` in [0, 1] to a dict
@@ -38,21 +39,24 @@ def build_recon_net(image_size: int = 64, n_points: int = 1024, bottleneck: int 
     wd = weight_decay
     image = keras.Input((image_size, image_size, 3), name="image")
 
-    enc_pcl = encoder_head(image, "s", bottleneck, wd)
-    x = dense(128, "s6", weight_decay_on=wd)(enc_pcl)
-    x1 = dense(128, "s7", weight_decay_on=wd)(x)
-    xyz = dense(3 * n_points, "s8", activation=None, weight_decay_on=wd)(x1)
+    def dense(units, name, activation="relu"):
+        return layers.dense(units, name, activation=activation, weight_decay_on=wd, init=dense_init)
+
+    enc_pcl = layers.encoder_head(image, "s", bottleneck, wd, dense_init)
+    x = dense(128, "s6")(enc_pcl)
+    x1 = dense(128, "s7")(x)
+    xyz = dense(3 * n_points, "s8", activation=None)(x1)
     xyz = keras.layers.Reshape((n_points, 3), name="xyz")(xyz)
 
     y = image
     for name, filters in (("c1", 32), ("c2", 64)):
-        y = conv(filters, 3, name, wd)(y)
-    enc_col = dense(bottleneck, "c3", weight_decay_on=wd)(keras.layers.Flatten(name="c_flat")(y))
-    y = dense(128, "c4", weight_decay_on=wd)(enc_col)
-    y = dense(128, "c5", weight_decay_on=wd)(y)
+        y = layers.conv(filters, 3, name, wd)(y)
+    enc_col = dense(bottleneck, "c3")(keras.layers.Flatten(name="c_flat")(y))
+    y = dense(128, "c4")(enc_col)
+    y = dense(128, "c5")(y)
     y = keras.layers.Concatenate(name="skip")([x1, y])
-    y = dense(128, "c6", weight_decay_on=wd)(y)
-    y = dense(3 * n_points, "c7", activation=None, weight_decay_on=wd)(y)
+    y = dense(128, "c6")(y)
+    y = dense(3 * n_points, "c7", activation=None)(y)
     rgb = keras.layers.Activation("sigmoid", name="rgb")(keras.layers.Reshape((n_points, 3))(y))
 
     enc_feat = keras.layers.Concatenate(name="enc_feat")([enc_pcl, enc_col])

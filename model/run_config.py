@@ -41,9 +41,9 @@ TRAIN_CONFIG_FLAGS = {
     "lambda_symm": "lambda_symm", "mask_loss": "loss", "affinity_loss": "affinity_loss",
     "affinity_form": "affinity_form", "cycle_mode": "_3d_loss_type", "include_last_render": "include_last_render",
     "pose_wrap": "pose_wrap", "symmetry_loss": "symmetry_loss", "symmetry_kind": "symmetry_kind",
-    "weight_decay": "weight_decay", "use_gt_pose": "use_gt_pose", "optimise_pose": "optimise_pose",
+    "weight_decay": "weight_decay", "dense_init": "dense_init", "use_gt_pose": "use_gt_pose", "optimise_pose": "optimise_pose",
     "use_gt_pcl": "use_gt_pcl", "gt_type": "gt_type", "lambda_gt": "lambda_gt", "use_mult_proj": "use_mult_proj",
-    "projection": "projection", "chamfer_backend": "chamfer_backend", "seed": "seed",
+    "projection": "projection", "chamfer_backend": "chamfer_backend", "adam": "adam", "seed": "seed",
     "max_nonfinite": "max_nonfinite",
 }
 #: KroConfig field -> the train.py flag it is set from.

@@ -5,7 +5,10 @@ Files under ``<exp>`` (baseline §8):
     logs.txt                 the baseline's columns: ``%06d`` step, the 8 logged losses as ``%.4f``, and
                              ``%04d`` minutes since the process started; one line per print interval
     losses.csv               ``step,<every loss of model.objective.LOSS_NAMES>,steps_per_sec``
-    logs/                    TensorBoard scalars (every loss and steps_per_sec)
+    monitor.csv              ``step,<every value of model.monitor.CollapseMonitor.measure>`` (dead units and
+                             across-image spread per layer, cloud spread), one row per print interval
+    logs/                    TensorBoard scalars (every loss, steps_per_sec, and the monitor's values under
+                             ``monitor/``)
     log_proj_images/         ``<it>_<name>_gt_pose_<az>_<el>[_mask].png`` input image and mask of sample 0,
                              ``<it>_<name>_pred_<k>_pose_<az>_<el>[_mask].png`` its P renders (colour, mask);
                              angles in integer degrees, <it> the 0-based index of the step
@@ -13,7 +16,11 @@ Files under ``<exp>`` (baseline §8):
                              colours [N, 3] of the first reconstruction of each sample
 
 Rows of logs.txt and losses.csv are labelled with the number of completed steps (100, 200, …), which is
-the baseline's 0-based iteration + 1.
+the baseline's 0-based iteration + 1. A resumed run first drops the rows past the step it resumed from
+(written after that checkpoint by the process that was killed), so that every step has one row; TensorBoard
+discards such events itself when the steps start again lower. An interval in which every step was
+skipped (non-finite) has no row in logs.txt and no TensorBoard scalars, and a console line that says so;
+its losses.csv row has NaN losses and the skipped count.
 """
 
 import csv
@@ -34,6 +41,7 @@ BASELINE_COLUMNS = (("Loss_total", "loss_total"), ("Loss_ae", "loss_ae"), ("Loss
                     ("Loss_pose", "loss_pose"), ("Loss_symm", "loss_symm"))
 LOGS_TXT = "logs.txt"
 LOSSES_CSV = "losses.csv"
+MONITOR_CSV = "monitor.csv"
 TENSORBOARD_DIR = "logs"
 IMAGES_DIR = "log_proj_images"
 PCL_DIR = "log_proj_pcl"
@@ -44,35 +52,47 @@ class RunLogger:
 
     Args:
         exp_dir: the run directory.
-        fresh: True for a run starting at step 0: (re)write the headers; False when resuming: append.
+        start_step: the step training starts from: 0 (a new run) writes the headers; a resumed run keeps
+            the rows up to it and drops the later ones.
     """
 
-    def __init__(self, exp_dir, fresh: bool):
+    def __init__(self, exp_dir, start_step: int):
         self.exp = Path(exp_dir)
         self.exp.mkdir(parents=True, exist_ok=True)
-        logs, table = self.exp / LOGS_TXT, self.exp / LOSSES_CSV
-        if fresh or not logs.exists():
-            logs.write_text(", ".join(["Iteration"] + [name for name, _ in BASELINE_COLUMNS] + ["Time"]) + "\n")
-        if fresh or not table.exists():
-            table.write_text(",".join(("step",) + LOSS_NAMES + ("steps_per_sec", "skipped_steps")) + "\n")
+        headers = {LOGS_TXT: ", ".join(["Iteration"] + [name for name, _ in BASELINE_COLUMNS] + ["Time"]) + "\n",
+                   LOSSES_CSV: ",".join(("step",) + LOSS_NAMES + ("steps_per_sec", "skipped_steps")) + "\n"}
+        for name, header in headers.items():
+            path = self.exp / name
+            if start_step == 0 or not path.exists():
+                path.write_text(header)
+            else:
+                _drop_rows_after(path, start_step)
+        monitor = self.exp / MONITOR_CSV  # its header comes with its first row (the monitor's keys)
+        if start_step == 0:
+            monitor.unlink(missing_ok=True)
+        elif monitor.exists() and monitor.stat().st_size:
+            _drop_rows_after(monitor, start_step)
         self._writer = tf.summary.create_file_writer(str(self.exp / TENSORBOARD_DIR))
 
-    def write(self, step: int, means: dict, steps_per_sec: float, minutes: float, skipped: int = 0) -> str:
+    def write(self, step: int, means: dict | None, steps_per_sec: float, minutes: float, skipped: int = 0) -> str:
         """Append the running means of one interval; returns the console line.
 
         Args:
             step: completed steps.
-            means: mean of every loss over the interval's applied steps (NaN when all were skipped).
+            means: mean of every loss over the interval's applied steps; None when every step was skipped.
             steps_per_sec: throughput of the interval.
             minutes: minutes since training started in this process.
             skipped: steps of the interval skipped for a non-finite loss or gradient.
         """
+        with open(self.exp / LOSSES_CSV, "a", newline="") as f:
+            losses = [repr(float(means[n]) if means else math.nan) for n in LOSS_NAMES]
+            csv.writer(f).writerow([step] + losses + [f"{steps_per_sec:.4f}", skipped])
+        if means is None:
+            return (f"step {step:6d}  every step of the interval skipped ({skipped}, non-finite: see above); "
+                    "no loss to report")
         baseline = ", ".join(f"{means[key]:.4f}" for _, key in BASELINE_COLUMNS)
         with open(self.exp / LOGS_TXT, "a") as f:
             f.write(f"{step:06d}, {baseline}, {int(minutes):04d}\n")
-        with open(self.exp / LOSSES_CSV, "a", newline="") as f:
-            csv.writer(f).writerow([step] + [repr(float(means[n])) for n in LOSS_NAMES]
-                                   + [f"{steps_per_sec:.4f}", skipped])
         with self._writer.as_default(step=step):
             for name in LOSS_NAMES:
                 _scalar(name, means[name])
@@ -80,10 +100,38 @@ class RunLogger:
         self._writer.flush()
         shown = "  ".join(f"{key} {means[key]:.4f}" for key in ("loss_total", "loss_ae", "loss_mask",
                                                                 "loss_3d", "loss_pose", "recon_loss"))
-        return f"step {step:6d}  {shown}  {steps_per_sec:.2f} steps/s"
+        return f"step {step:6d}  {shown}  {steps_per_sec:.2f} steps/s" + (f"  ({skipped} skipped)" if skipped else "")
+
+    def write_monitor(self, step: int, stats: dict[str, float]) -> None:
+        """Append the collapse monitor's values of one interval to monitor.csv and TensorBoard.
+
+        Args:
+            step: completed steps.
+            stats: model.monitor.CollapseMonitor.measure(), the same keys every call.
+        """
+        path = self.exp / MONITOR_CSV
+        names = sorted(stats)
+        if not path.exists() or path.stat().st_size == 0:
+            path.write_text(",".join(["step", *names]) + "\n")
+        with open(path, "a", newline="") as f:
+            csv.writer(f).writerow([step] + [repr(float(stats[n])) for n in names])
+        with self._writer.as_default(step=step):
+            for name in names:
+                _scalar(f"monitor/{name}", stats[name])
+        self._writer.flush()
 
     def close(self) -> None:
         self._writer.close()
+
+
+def _drop_rows_after(path: Path, step: int) -> None:
+    """Rewrites a log (header, then rows whose first field is the step) without the rows past ``step``."""
+    header, *rows = path.read_text().splitlines(keepends=True)
+    kept = [row for row in rows if row.strip() and int(row.split(",")[0]) <= step]
+    if len(kept) != len(rows):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(header + "".join(kept))
+        tmp.replace(path)
 
 
 def _scalar(name: str, value: float) -> None:

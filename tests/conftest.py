@@ -44,7 +44,7 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def op_library():
-    """The loaded Chamfer custom op; builds it first when needed and fails (never skips) when that fails."""
+    """The loaded Chamfer custom op; builds the ops first when needed and fails (never skips) when that fails."""
     from losses.ops import build, loader
 
     if loader.load().module is None:
@@ -53,4 +53,15 @@ def op_library():
     lib = loader.load()
     if lib.module is None:
         pytest.fail(f"the NnDistance op could not be loaded after building it: {lib.reason}")
+    return lib
+
+
+@pytest.fixture(scope="session")
+def projection_library(op_library):
+    """The loaded Projection custom op (the same build makes both op libraries); fails if it cannot load."""
+    from losses.ops import loader
+
+    lib = loader.load("projection")
+    if lib.module is None:
+        pytest.fail(f"the Projection op could not be loaded after building the ops: {lib.reason}")
     return lib

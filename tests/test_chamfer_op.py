@@ -76,13 +76,14 @@ def test_op_validates_its_inputs(op, a, b, match):
 
 
 def test_build_is_idempotent(op, capsys):
-    build.build()  # rebuilds only if this checkout's build recipe changed since the library was built
-    library = build.BUILD_DIR / build.LIBRARY_NAME
-    mtime = library.stat().st_mtime_ns
+    build.build()  # rebuilds only if this checkout's build recipe changed since the libraries were built
+    libraries = [build.BUILD_DIR / lib.file_name for lib in build.LIBRARIES]
+    assert [path.name for path in libraries] == ["nn_distance.so", "projection.so"]
+    mtimes = [path.stat().st_mtime_ns for path in libraries]
     capsys.readouterr()
     build.build()
     assert "up to date" in capsys.readouterr().out
-    assert library.stat().st_mtime_ns == mtime
+    assert [path.stat().st_mtime_ns for path in libraries] == mtimes
     assert build.BUILD_DIR.parent == build.OPS_DIR  # inside losses/ops, ignored by losses/ops/.gitignore
     assert f"/{build.BUILD_DIR.name}/" in (build.OPS_DIR / ".gitignore").read_text().split()
 
@@ -99,13 +100,17 @@ def test_fingerprint_and_stamp_follow_the_sources(tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
     (out / build.STAMP_NAME).write_text(json.dumps({"fingerprint": before}))
-    assert not build.is_up_to_date(out, before)  # stamp without library
-    (out / build.LIBRARY_NAME).write_bytes(b"")
+    assert not build.is_up_to_date(out, before)  # stamp without libraries
+    (out / build.LIBRARIES[0].file_name).write_bytes(b"")
+    assert not build.is_up_to_date(out, before)  # one library missing
+    (out / build.LIBRARIES[1].file_name).write_bytes(b"")
     assert build.is_up_to_date(out, before)
-    with (ops_copy / "nn_distance_op.cc").open("a") as f:
-        f.write("\n// edited\n")
-    assert build.fingerprint(cxx, None) != before
-    assert not build.is_up_to_date(out, build.fingerprint(cxx, None))
+    for name in ("nn_distance_op.cc", "projection_math.h"):
+        with (ops_copy / name).open("a") as f:
+            f.write("\n// edited\n")
+        assert build.fingerprint(cxx, None) != before
+        before = build.fingerprint(cxx, None)
+        assert not build.is_up_to_date(out, before)
 
 
 def test_cuda_skip_reasons(monkeypatch):
@@ -140,10 +145,13 @@ def test_build_prints_why_cuda_is_skipped_and_fails_on_compiler_errors(tmp_path,
 
 def test_loader_reports_a_stale_library(op, monkeypatch):
     monkeypatch.setattr(build, "sources_digest", lambda: "edited")
-    lib = loader.load.__wrapped__()
-    assert lib.module is None and "sources changed" in lib.reason and "losses.ops.build" in lib.reason
+    for name in ("nn_distance", "projection"):
+        lib = loader.load.__wrapped__(name)
+        assert lib.module is None and "sources changed" in lib.reason and "losses.ops.build" in lib.reason
     monkeypatch.setattr(build, "read_stamp", lambda out_dir=None: None)
     assert "not built" in loader.load.__wrapped__().reason
+    with pytest.raises(ValueError, match="unknown op library 'chamfer'"):
+        loader.load.__wrapped__("chamfer")
 
 
 def _gpu_kernel_available():

@@ -16,16 +16,35 @@ def test_load_byte_string_list_like_the_baseline(tmp_path):
     assert nb.parse_key(loaded[1, 2]) == ("1a2b", 3)
 
 
-def test_load_unicode_list_and_refuse_pickles(tmp_path):
+def test_load_unicode_and_pickled_string_lists(tmp_path):
     np.save(tmp_path / "knn.npy", np.array([["m_1_2", "other_4", "third_0"]]))  # underscores inside an id
     loaded = nb.load_knn_list(tmp_path / "knn.npy")
     assert loaded.tolist() == [["m_1_2", "other_4", "third_0"]]
     assert nb.parse_key(loaded[0, 0]) == ("m_1", 2)
     table = np.empty((1, 3), dtype=object)
     table[0] = [b"m_1_2", "other_4", b"third_0"]
-    np.save(tmp_path / "pickled.npy", table, allow_pickle=True)
-    with pytest.raises(ValueError, match=r"pickled\.npy holds a pickled object array.*dtype='S'"):
-        nb.load_knn_list(tmp_path / "pickled.npy")
+    np.save(tmp_path / "pickled.npy", table, allow_pickle=True)  # read without running the pickle
+    assert nb.load_knn_list(tmp_path / "pickled.npy").tolist() == [["m_1_2", "other_4", "third_0"]]
+
+
+class _WritesMarker:
+    """Unpickling it calls open(path, "w"): a file appears if the pickle is run."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_a_crafted_list_is_refused_and_never_run(tmp_path):
+    marker = tmp_path / "marker"
+    table = np.empty((1, 2), dtype=object)
+    table[0] = ["a_1", _WritesMarker(marker)]
+    np.save(tmp_path / "knn.npy", table, allow_pickle=True)
+    with pytest.raises(ValueError, match=r"load_knn_list: .*knn\.npy.*refers to"):
+        nb.load_knn_list(tmp_path / "knn.npy")
+    assert not marker.exists()
 
 
 def test_bad_lists_raise_clear_errors(tmp_path):

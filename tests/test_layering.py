@@ -1,6 +1,6 @@
 """The import layering of ARCHITECTURE.md, enforced on the source tree (parsed with ast, nothing imported).
 
-Library layers, lowest first: geometry < data < losses < model < evaluation < viz. A library module imports
+Library layers, lowest first: runtime < geometry < data < losses < model < evaluation < viz. A library module imports
 only from its own layer or below, never a driver (train.py, eval.py, predict.py, make_knn_list.py,
 common_flags.py, experiments/, bench/); no module imports itself back through a cycle. Every import counts,
 also one inside a function or a ``__main__`` block.
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-LAYERS = ("geometry", "data", "losses", "model", "evaluation", "viz")
+LAYERS = ("runtime", "geometry", "data", "losses", "model", "evaluation", "viz")
 DRIVER_PACKAGES = ("experiments", "bench")
 DRIVER_MODULES = ("train", "eval", "predict", "make_knn_list", "common_flags")
 #: Folders that hold no project code.
@@ -122,6 +122,48 @@ def test_data_imports_nothing_of_model_or_losses():
 
 def test_no_import_cycles():
     assert cycles(import_graph(REPO)) == []
+
+
+#: The first statement of a CLI whose imports reach TensorFlow (runtime/quiet_tensorflow.py).
+QUIET_START = "if __name__ in ('__main__', '__mp_main__'):\n    import runtime.quiet_tensorflow"
+
+
+def _imports_tensorflow(path: Path) -> bool:
+    return any(isinstance(node, ast.Import) and any(a.name.split(".")[0] == "tensorflow" for a in node.names)
+               or isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "tensorflow"
+               for node in ast.walk(ast.parse(path.read_text())))
+
+
+def _is_cli(path: Path) -> bool:
+    return any(isinstance(node, ast.If) and ast.unparse(node.test) == "__name__ == '__main__'"
+               for node in ast.parse(path.read_text()).body)
+
+
+def test_every_cli_that_reaches_tensorflow_imports_it_quietly_first():
+    """TensorFlow's start-up noise is filtered in one place (runtime/quiet_tensorflow.py), which works only
+    if it imports TensorFlow before anything else does: every program whose imports reach TensorFlow has
+    QUIET_START as its first statement (after the docstring and __future__ imports); one that does not reach
+    it does not pay for importing it."""
+    modules, graph = project_modules(REPO), import_graph(REPO)
+    reaches = {}
+
+    def reaches_tensorflow(module, seen=()):
+        if module not in reaches:
+            reaches[module] = _imports_tensorflow(modules[module]) or any(
+                reaches_tensorflow(target, seen + (module,)) for target in graph[module] if target not in seen)
+        return reaches[module]
+
+    clis = [name for name, path in modules.items() if _is_cli(path)]
+    assert {"train", "eval", "predict", "make_knn_list", "data.build", "experiments.reproduce"} <= set(clis)
+    wrong = []
+    for name in clis:
+        body = [node for node in ast.parse(modules[name].read_text()).body
+                if not (isinstance(node, ast.ImportFrom) and node.module == "__future__")]
+        body = body[1:] if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) else body
+        quiet = ast.unparse(body[0]).startswith(QUIET_START)
+        if quiet != reaches_tensorflow(name):
+            wrong.append(f"{name}: {'lacks' if not quiet else 'needs no'} the quiet start")
+    assert wrong == []
 
 
 def test_the_checks_find_what_they_look_for(tmp_path):

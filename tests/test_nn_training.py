@@ -83,6 +83,10 @@ def test_draws_follow_the_seed_and_ranks(tiny_dataset, split, knn_file):
     names = lambda draws: [d["model_id_2"].tolist() for d in draws]  # noqa: E731
     assert names(_draws(pairs, tiny_dataset, 8)) == names(_draws(pairs, tiny_dataset, 8))
     assert names(_draws(pairs, tiny_dataset, 8)) != names(_draws(pairs, tiny_dataset, 8, first_step=1000))
+    # A run resumed at step 3 sees the batches (and draws) of the uninterrupted run from step 3 on.
+    whole, resumed = _draws(pairs, tiny_dataset, 8), _draws(pairs, tiny_dataset, 5, first_step=3)
+    for key in ("model_id", "view", "model_id_2", "view_2"):
+        assert [b[key].tolist() for b in whole[3:]] == [b[key].tolist() for b in resumed], key
     nearest = dn.load_pairs(knn_file, tiny_dataset, "train", ranks=1)
     first = {row[0]: row[1] for row in load_knn_list(knn_file)}
     for batch in _draws(nearest, tiny_dataset, 6):

@@ -1,4 +1,8 @@
-"""Tests of model/projection.py (baseline §5.3–5.4): goldens, properties, gradients, fast == faithful."""
+"""Tests of model/projection.py (baseline §5.3–5.4): goldens, properties, gradients, fast == fused == faithful.
+
+Every golden, property and float64 gradient check runs on the three forms; the fused form's own edge cases
+(ties, empty images, NaN, thread splits, the op's input checks) are in test_projection_op.py.
+"""
 
 import math
 
@@ -9,8 +13,13 @@ import tensorflow as tf
 from geometry import camera
 from model import projection
 
-SILHOUETTES = {"faithful": projection.silhouette_faithful, "fast": projection.silhouette_fast}
-COLOURS = {"faithful": projection.colour_faithful, "fast": projection.colour_fast}
+SILHOUETTES = {"faithful": projection.silhouette_faithful, "fast": projection.silhouette_fast,
+               "fused": projection.silhouette_fused}
+COLOURS = {"faithful": projection.colour_faithful, "fast": projection.colour_fast, "fused": projection.colour_fused}
+FORMS = list(SILHOUETTES)
+
+# The fused form needs the op library (built here when missing; a failed build fails, never skips).
+pytestmark = pytest.mark.usefixtures("projection_library")
 
 
 def random_scene(rng, batch, n_points, dtype=tf.float32, extent=0.6):
@@ -40,19 +49,20 @@ def projected(function, shape, seed):
     return lambda *args: tf.reduce_sum(weights * function(*args))
 
 
-# ------------------------------------------------------------------------------------ fast == faithful
+# ------------------------------------------------------------------------------ fast, fused == faithful
 
 
+@pytest.mark.parametrize("method", ["fast", "fused"])
 @pytest.mark.parametrize("image_size,n_points,sigma_sq", [
     (32, 1, 0.4), (32, 7, 0.4), (32, 256, 0.4), (32, 1024, 0.4), (64, 7, 0.4), (64, 1024, 0.4), (32, 256, 1.0),
 ])
-def test_fast_equals_faithful_values_and_gradients(image_size, n_points, sigma_sq):
+def test_sparse_forms_equal_faithful_values_and_gradients(method, image_size, n_points, sigma_sq):
     rng = np.random.default_rng(1000 * image_size + n_points)
     xyz, rgb, pose = random_scene(rng, 2, n_points)
     cotangents = (tf.constant(rng.normal(size=(2, image_size, image_size)), tf.float32),
                   tf.constant(rng.normal(size=(2, image_size, image_size, 3)), tf.float32))
     ref, ref_grads = render_and_grads("faithful", xyz, rgb, pose, image_size, cotangents, sigma_sq)
-    out, grads = render_and_grads("fast", xyz, rgb, pose, image_size, cotangents, sigma_sq)
+    out, grads = render_and_grads(method, xyz, rgb, pose, image_size, cotangents, sigma_sq)
     assert float(tf.reduce_max(ref["mask"])) > 0.1  # the scene is visible
     for key in ("mask", "image"):
         np.testing.assert_allclose(out[key].numpy(), ref[key].numpy(), atol=1e-5, err_msg=key)
@@ -78,7 +88,7 @@ def test_jit_compiled_fast_render_equals_eager():
 # --------------------------------------------------------------------------------------------- goldens
 
 
-@pytest.mark.parametrize("method", ["faithful", "fast"])
+@pytest.mark.parametrize("method", FORMS)
 def test_silhouette_golden_origin(method):
     # The origin projects to (u, v) = (32, 32) at 64 px (geometry/camera.py); pixel (i, j) receives
     # tanh(exp(−((32 − i)² + (32 − j)²) / 0.8)).
@@ -91,7 +101,7 @@ def test_silhouette_golden_origin(method):
     assert mask[40, 32] < 1e-30 and mask[0, 0] == 0.0
 
 
-@pytest.mark.parametrize("method", ["faithful", "fast"])
+@pytest.mark.parametrize("method", FORMS)
 def test_silhouette_golden_sub_pixel(method):
     # (u, v) = (10.5, 20.25): pixel (10, 20) gets tanh(exp(−(0.5² + 0.25²)/0.8)) = tanh(e^−0.390625).
     mask = SILHOUETTES[method](uvw_tensor([[10.5, 20.25, 2.0]]), 32).numpy()[0]
@@ -99,7 +109,7 @@ def test_silhouette_golden_sub_pixel(method):
     np.testing.assert_allclose(mask[11, 20], mask[10, 20], rtol=1e-9)  # u is half-way between rows 10 and 11
 
 
-@pytest.mark.parametrize("method", ["faithful", "fast"])
+@pytest.mark.parametrize("method", FORMS)
 def test_colour_golden_single_point(method):
     # u = 10.3 is within 1 px of rows 10 and 11 only; v = 20 of columns 19, 20, 21 (boundary included).
     colour = np.array([0.2, 0.4, 0.6])
@@ -109,7 +119,7 @@ def test_colour_golden_single_point(method):
     np.testing.assert_allclose(image, expected, atol=1e-7)
 
 
-@pytest.mark.parametrize("method", ["faithful", "fast"])
+@pytest.mark.parametrize("method", FORMS)
 def test_colour_golden_two_depths(method):
     # A red point at (10, 20), depth 2 and a blue one at (11, 21), depth 2.1. Pixels in both wells
     # (rows 10–11, columns 20–21) mix them with softmax weights over 100 / (w + 1 + 1e-5):
@@ -124,7 +134,7 @@ def test_colour_golden_two_depths(method):
     assert np.all(image[13:] == 0.0) and np.all(image[:, :19] == 0.0)  # background
 
 
-@pytest.mark.parametrize("method", ["faithful", "fast"])
+@pytest.mark.parametrize("method", FORMS)
 def test_colour_far_point_is_invisible(method):
     # w + 1 ≥ 10 is clipped to the "outside the well" value 10 (§5.4 step 2), so that point is dropped.
     uvw = uvw_tensor([[10.0, 20.0, 2.0], [10.0, 20.0, 9.5]])
@@ -136,7 +146,7 @@ def test_colour_far_point_is_invisible(method):
 # ------------------------------------------------------------------------------------------ properties
 
 
-@pytest.mark.parametrize("method", ["faithful", "fast"])
+@pytest.mark.parametrize("method", FORMS)
 def test_point_order_does_not_matter(method):
     rng = np.random.default_rng(4)
     xyz, rgb, pose = random_scene(rng, 2, 300)
@@ -147,7 +157,7 @@ def test_point_order_does_not_matter(method):
         np.testing.assert_allclose(shuffled[key].numpy(), out[key].numpy(), atol=1e-6, err_msg=key)
 
 
-@pytest.mark.parametrize("method", ["faithful", "fast"])
+@pytest.mark.parametrize("method", FORMS)
 def test_silhouette_in_unit_interval(method):
     # Strictly below 1 while the Gaussian sum stays below ~19 (float64 tanh saturates beyond).
     rng = np.random.default_rng(5)
@@ -156,7 +166,7 @@ def test_silhouette_in_unit_interval(method):
     assert mask.min() >= 0.0 and mask.max() < 1.0 and mask.max() > 0.5
 
 
-@pytest.mark.parametrize("method", ["faithful", "fast"])
+@pytest.mark.parametrize("method", FORMS)
 def test_points_off_image_contribute_nothing(method):
     # Far above / left of the image, far below / right, beyond int32, and just outside the colour well.
     far = [[-40.0, 5.0, 2.0], [5.0, 80.0, 2.0], [1e9, -1e9, 2.0], [-1.5, 5.0, 2.0]]
@@ -173,7 +183,7 @@ def test_points_off_image_contribute_nothing(method):
         assert np.all(np.isfinite(grad.numpy())) and np.all(grad.numpy() == 0.0)
 
 
-@pytest.mark.parametrize("method", ["faithful", "fast"])
+@pytest.mark.parametrize("method", FORMS)
 def test_point_beside_the_image_matches_on_the_border(method):
     # u = −1.5: no colour (outside every well) but a Gaussian tail on row 0: tanh(e^{−1.5²/0.8}).
     uvw = uvw_tensor([[-1.5, 5.0, 2.0]])
@@ -182,7 +192,7 @@ def test_point_beside_the_image_matches_on_the_border(method):
     assert np.all(COLOURS[method](uvw, tf.ones([1, 1, 3], tf.float64), 16).numpy() == 0.0)
 
 
-@pytest.mark.parametrize("method", ["faithful", "fast"])
+@pytest.mark.parametrize("method", FORMS)
 def test_colour_has_no_gradient_in_the_image_plane(method):
     rng = np.random.default_rng(6)
     uvw = tf.constant(np.concatenate([rng.uniform(8, 12, (1, 20, 2)), rng.uniform(1.9, 2.1, (1, 20, 1))], -1))
@@ -216,7 +226,7 @@ def test_splat_radius_bounds_the_truncation():
 # ------------------------------------------------------------------------------- float64 gradient checks
 
 
-@pytest.mark.parametrize("method", ["faithful", "fast"])
+@pytest.mark.parametrize("method", FORMS)
 def test_silhouette_numeric_gradient(method):
     # u, v kept away from half-integers so that the fast window does not move under the finite difference
     uvw = uvw_tensor([[3.2, 4.1, 2.0], [4.3, 3.7, 2.1], [8.9, 1.2, 1.9]])
@@ -227,7 +237,7 @@ def test_silhouette_numeric_gradient(method):
     np.testing.assert_allclose(theoretical[0], numerical[0], atol=1e-7)
 
 
-@pytest.mark.parametrize("method", ["faithful", "fast"])
+@pytest.mark.parametrize("method", FORMS)
 def test_colour_numeric_gradient_rgb_and_depth(method):
     # Three points sharing wells, depths 0.05 apart so that the softmax weights are far from 0 and 1.
     uv = tf.constant([[[4.0, 4.2], [4.6, 5.0], [5.3, 4.4]]], tf.float64)
@@ -261,6 +271,10 @@ def test_render_contract():
 def test_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match="method"):
         projection.render(tf.zeros([1, 2, 3]), tf.zeros([1, 2, 3]), tf.zeros([1, 2]), method="dense")
+    with pytest.raises(ValueError, match="window"):
+        projection.project_fused(tf.zeros([1, 2, 3]), tf.zeros([1, 2, 3]), 32, sigma_sq=40.0)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        projection.project_fused(tf.zeros([1, 2, 3], tf.float16), tf.zeros([1, 2, 3]), 32)
     for function in SILHOUETTES.values():
         with pytest.raises(ValueError, match=r"uvw must be \[B, N, 3\]"):
             function(tf.zeros([2, 3]), 32)

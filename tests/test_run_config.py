@@ -44,7 +44,7 @@ def test_old_flags_json_converts_field_by_field(tmp_path):
         n_points=256, n_proj=4, lr=5e-4, lambda_ae=100.0, lambda_ae_mask=100.0, lambda_mask_fwd=1e-4,
         lambda_mask_bwd=1e-4, lambda_3d=1e4, lambda_pose=1.0, mask_loss="bce_prob", affinity_loss=True,
         cycle_mode="adj_model", pose_wrap=True, optimise_pose=True, use_gt_pcl=True, gt_type="area",
-        neighbours=True, chamfer_backend="tf", seed=3,
+        neighbours=True, projection="fast", chamfer_backend="tf", seed=3,
         kro=KroConfig(enabled=True, weight=0.5, min_k=2, max_k=3, variant="sound", cell_penalty="squared"))
     assert run == RunConfig(train=expected_train, data_dir=str(build.builtin_out_dir(64, 4)),
                             categories=("car", "chair"), split="train")

@@ -78,6 +78,26 @@ def test_read_split_files_rejects_bad_files(tmp_path, train, test, message):
         splits.read_split_files(tmp_path, "03001627")
 
 
+class _WritesMarker:
+    """Unpickling it calls open(path, "w"): a file appears if the pickle is run."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_a_crafted_split_file_is_refused_and_never_run(tmp_path):
+    """A split file whose pickle would create a file: refused with the file's name, and the file never
+    appears (np.load(..., allow_pickle=True) would run it)."""
+    marker = tmp_path / "marker"
+    _write_split_file(tmp_path / "images_list_03001627_train.npy", ["aaa_3", _WritesMarker(marker)])
+    with pytest.raises(ValueError, match=r"images_list_03001627_train\.npy.*refers to"):
+        splits.read_split_files(tmp_path, "03001627")
+    assert not marker.exists()
+
+
 def test_stable_hash_is_fixed():
     # SHA-256("car") starts 2b 29 61 a4 31 b2 3c 90; read little endian. Changing the hash would move
     # every split and every seed of a data set, so it is pinned.

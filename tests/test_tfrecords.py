@@ -78,6 +78,45 @@ def test_reader_errors_name_what_is_missing(tmp_path):
     assert "gt_area" not in batch and batch["gt_uniform"].shape == (2, 5, 3)
 
 
+def _built_copy(tiny_dataset, tmp_path):
+    """A copy of the tiny data set (its shards get damaged) and the path of its first test shard."""
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(tiny_dataset, copy, ignore=shutil.ignore_patterns("models"))
+    return copy, copy / tfrecords.read_index(copy)["splits"]["test"]["shards"][0]
+
+
+def test_a_truncated_or_missing_shard_is_named_before_reading(tiny_dataset, tmp_path):
+    """TensorFlow reads a truncated shard as a shorter one, silently; the sizes in the index catch it."""
+    data, shard = _built_copy(tiny_dataset, tmp_path)
+    content = shard.read_bytes()
+    first = 16 + int.from_bytes(content[:8], "little")  # the first record: length, CRC, data, CRC
+    shard.write_bytes(content[:first])
+    assert sum(1 for _ in tf.data.TFRecordDataset(str(shard))) == 1  # one example of two, and no error
+    with pytest.raises(ValueError, match=f"shard {shard} has {first} bytes, not the {len(content)}.*"
+                                         "truncated or damaged.*--pack_only"):
+        tfrecords.make_dataset(data, "test", 1)
+    shard.unlink()
+    with pytest.raises(FileNotFoundError, match=f"shard {shard} listed in .*index.json is missing"):
+        tfrecords.make_dataset(data, "test", 1)
+
+
+def test_a_damaged_shard_is_named_when_read(tiny_dataset, tmp_path):
+    """A shard damaged inside (same size): TensorFlow's DataLossError names no file; named_read_errors does."""
+    data, shard = _built_copy(tiny_dataset, tmp_path)
+    content = bytearray(shard.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    shard.write_bytes(bytes(content))
+    batches = tfrecords.make_dataset(data, "test", 1, shuffle=False, repeat=False)
+    with pytest.raises(tf.errors.DataLossError) as raw:
+        list(batches)
+    assert str(shard) not in str(raw.value)
+    with pytest.raises(ValueError, match=f"damaged TFRecord shard {shard} "
+                                         r"\(corrupted record at \d+\); .*--pack_only"):
+        list(tfrecords.named_read_errors(batches, data, "test"))
+
+
 def test_category_filter(tmp_path):
     _write_synthetic(tmp_path, _synthetic_examples(6), num_shards=3)
     ds = tfrecords.make_dataset(tmp_path, "train", 1, categories=["car"], repeat=False, seed=0)
@@ -116,6 +155,14 @@ def test_seeded_order_is_deterministic(tiny_dataset):
     assert first == _order(tiny_dataset, seed=3, n=12)
     assert first != _order(tiny_dataset, seed=4, n=12)
     assert len(set(first[:4])) == 4  # one epoch holds each training example once
+
+
+@pytest.mark.parametrize("skip", [1, 4, 7])
+def test_skip_continues_the_seeded_order(tiny_dataset, skip):
+    """A resumed run skips the examples it has seen: the rest of the order is the uninterrupted run's, across
+    epochs (each epoch reshuffled)."""
+    ds = tfrecords.make_dataset(tiny_dataset, "train", batch_size=1, seed=3, skip=skip)
+    assert [b["model_id"].numpy()[0] for b in ds.take(12 - skip)] == _order(tiny_dataset, seed=3, n=12)[skip:]
 
 
 def _mask_agreement(image, mask):

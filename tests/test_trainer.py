@@ -5,6 +5,7 @@ overfit test uses the baseline's network size (N = 1024) because the silhouette 
 """
 
 import csv
+import dataclasses
 import math
 
 import keras
@@ -18,8 +19,10 @@ from model import checkpointing
 from model.config import TrainConfig
 from model.objective import LOSS_NAMES, compute_losses, forward, random_poses
 from model.projection import SIGMA_SQ, render
-from model.trainer import (ADAM_EPSILON, LoopConfig, NonFiniteLossError, Trainer, build_networks,
-                           describe_nonfinite, fit, restore_latest)
+from model.run_logging import RunLogger
+from model.optimizer import ADAM_EPSILON
+from model.trainer import (LoopConfig, NonFiniteLossError, Trainer, build_networks, describe_nonfinite, fit,
+                           restore_latest)
 
 #: run.sh weights (baseline §9) at a tiny size.
 RUN_SH = dict(lambda_ae=100.0, lambda_ae_mask=100.0, lambda_mask_fwd=1e-4, lambda_mask_bwd=1e-4,
@@ -88,7 +91,10 @@ def test_step_returns_every_loss_finite(full_trainer, batches):
     losses, status, sample = full_trainer.train_step(batches[0])
     assert set(losses) == set(LOSS_NAMES)
     assert all(np.isfinite(v) for v in losses.values()), losses
-    assert status == {"applied": True, "grads_recon_finite": True, "grads_pose_finite": True, "error": ""}
+    norms = status.pop("grad_norms")
+    assert status == {"applied": True, "grads_recon_finite": True, "grads_pose_finite": True, "error": "",
+                      "nonfinite_terms": {"recon_loss": [], "pose_loss": []}}
+    assert set(norms) == {"s1", "s4", "s5", "s8"} and all(np.isfinite(v) and v > 0 for v in norms.values())
     for name in ("loss_ae", "loss_mask", "chamfer2d_fwd", "chamfer2d_bwd", "loss_3d", "loss_pose",
                  "loss_symm", "loss_kro", "loss_gt", "loss_wd"):
         assert losses[name] > 0, name
@@ -195,13 +201,15 @@ def test_gradient_routing(batches, only, moved, fixed):
 
 
 def _nan_batch(batch: dict) -> dict:
-    """A NaN image and a NaN GT cloud. The GT cloud's NaN trips losses.chamfer's input check whatever the
-    kernels do with the NaN image (a fused oneDNN convolution + ReLU may turn NaN into 0)."""
-    return {**batch, "image": np.full_like(batch["image"], np.nan), "gt_area": np.full_like(batch["gt_area"], np.nan)}
+    """The batch with a NaN GT cloud and its image left finite. The GT cloud reaches losses.chamfer's input
+    check (the --use_gt_pcl term) through no kernel at all, so the check fires on every CPU; a NaN image
+    would go through the convolutions first, and what a kernel library makes of a NaN is its own choice
+    (oneDNN's fused convolution + ReLU on AVX-512 turns it into 0, so the cloud comes out finite)."""
+    return {**batch, "gt_area": np.full_like(batch["gt_area"], np.nan)}
 
 
 def test_nonfinite_step_is_skipped_and_named(full_trainer, batches):
-    """NaN input aborts the step at losses.chamfer's input check, which names itself: every loss is
+    """A NaN GT cloud aborts the step at losses.chamfer's input check, which names itself: every loss is
     reported NaN, the step is skipped, model and Adam state untouched."""
     bad = _nan_batch(batches[1])
     recon, pose = _weights(full_trainer.recon_net), _weights(full_trainer.pose_net)
@@ -222,7 +230,8 @@ def test_nonfinite_gradient_of_faithful_kro_is_skipped(batches):
     losses, status, _ = trainer.train_step(batches[0])
     assert all(np.isfinite(v) for v in losses.values())
     assert not status["applied"] and not status["grads_recon_finite"]
-    assert describe_nonfinite(losses, status) == "gradient of recon_loss"
+    assert status["nonfinite_terms"] == {"recon_loss": ["loss_kro"], "pose_loss": []}
+    assert describe_nonfinite(losses, status) == "gradient of recon_loss (from loss_kro)"
     assert int(trainer.optim_recon.iterations.numpy()) == 0
 
 
@@ -236,10 +245,16 @@ def test_fit_stops_after_max_nonfinite_and_keeps_last_good_checkpoint(full_train
                       save_n=1000, save_model_n=1)
     with pytest.raises(NonFiniteLossError, match="3 steps in a row"):
         fit(full_trainer, iter([bad] * 50), loop, manager, log=lines.append)
-    skipped = [line for line in lines if "non-finite" in line]
+    skipped = [line for line in lines if "step skipped" in line]
     assert len(skipped) == 3 and all("NaN" in line for line in skipped)
-    with open(tmp_path / "losses.csv", newline="") as handle:  # rows of steps 1 and 2 (print_n = 1)
-        assert [row["skipped_steps"] for row in csv.DictReader(handle)] == ["1", "1"]
+    # The intervals of steps 1 and 2 (print_n = 1) had no applied step: their lines say so instead of
+    # listing NaN losses; losses.csv has their rows (NaN losses, the skipped count), logs.txt none.
+    intervals = [line for line in lines if "every step of the interval skipped" in line]
+    assert len(intervals) == 2 and not any("nan" in line for line in intervals)
+    with open(tmp_path / "losses.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["skipped_steps"] for row in rows] == ["1", "1"] and all(row["loss_ae"] == "nan" for row in rows)
+    assert len((tmp_path / "logs.txt").read_text().splitlines()) == 1  # the header
     assert not any(_changed(weights, full_trainer.recon_net))
     kernel = full_trainer.recon_net.trainable_variables[0]
     kernel.assign_add(tf.ones_like(kernel))
@@ -270,6 +285,33 @@ def test_resume_continues_exactly(batches, tmp_path):
     for a, b in zip(first.recon_net.trainable_variables + first.optim_recon.variables,
                     second.recon_net.trainable_variables + second.optim_recon.variables):
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("first, second", [("keras", "fused"), ("fused", "keras")])
+def test_checkpoints_restore_across_the_two_adam_updates(batches, tmp_path, first, second):
+    """A run checkpointed with one Adam update (e.g. a run from before --adam fused existed) resumes with the
+    other: every weight and slot restores bit for bit, and the next step computes the same losses and, up to
+    float rounding, the same update as the run that kept its update."""
+    config = TrainConfig(**TINY, **RUN_SH, seed=5)
+    writer = Trainer(dataclasses.replace(config, adam=first), 2)
+    manager = checkpointing.checkpoint_manager(writer.checkpoint(), tmp_path, keep=2)
+    for batch in batches[:3]:
+        writer.train_step(batch)
+    manager.save(checkpoint_number=3)
+    state = lambda t: [v.numpy() for v in (t.recon_net.variables + t.pose_net.variables  # noqa: E731
+                                           + t.optim_recon.variables + t.optim_pose.variables)]
+    saved = state(writer)
+    expected = writer.train_step(batches[3])[0]
+
+    reader = Trainer(dataclasses.replace(config, adam=second), 2)
+    assert restore_latest(reader, checkpointing.checkpoint_manager(reader.checkpoint(), tmp_path, keep=2))
+    for got, want in zip(state(reader), saved):
+        np.testing.assert_array_equal(got, want)
+    got = reader.train_step(batches[3])[0]
+    for name in LOSS_NAMES:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-6, err_msg=name)
+    for got, want in zip(state(reader), state(writer)):  # Adam moves a weight by about lr = 1e-3 per step
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4 * config.lr)
 
 
 OVERFIT_STEPS = 80
@@ -304,3 +346,62 @@ def test_overfit_drives_silhouette_iou_above_0_7(tiny_dataset):
 def test_config_rejects_inconsistent_settings_with_a_clear_error(bad, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**bad)
+
+
+def test_a_stop_before_any_checkpoint_says_there_is_none(batches, tmp_path):
+    trainer = Trainer(TrainConfig(**TINY, use_gt_pcl=True, gt_type="area", max_nonfinite=2), 2)
+    manager = checkpointing.checkpoint_manager(trainer.checkpoint(), tmp_path, keep=2)
+    loop = LoopConfig(exp_dir=str(tmp_path), n_iters=10, print_n=5, save_n=1000, save_model_n=5)
+    with pytest.raises(NonFiniteLossError, match="no checkpoint was written before it") as stop:
+        fit(trainer, iter([_nan_batch(batches[1])] * 10), loop, manager, log=lambda line: None)
+    assert "holds the last good state" not in str(stop.value) and manager.latest_checkpoint is None
+
+
+def test_a_checkpoint_that_cannot_be_written_names_its_folder(batches, tmp_path, monkeypatch):
+    trainer = Trainer(TrainConfig(**TINY), 2)
+    manager = checkpointing.checkpoint_manager(trainer.checkpoint(), tmp_path, keep=2)
+
+    def full_disk(**kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+
+    monkeypatch.setattr(manager, "save", full_disk)
+    loop = LoopConfig(exp_dir=str(tmp_path), n_iters=2, print_n=1, save_n=1000, save_model_n=1)
+    with pytest.raises(OSError, match=f"saving checkpoint 1 into {tmp_path}.*failed: No space left on device"):
+        fit(trainer, iter(batches), loop, manager, log=lambda line: None)
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_progress_bar_on_request_and_the_log_lines_stay(batches, tmp_path, capsys, progress):
+    trainer = Trainer(TrainConfig(**TINY), 2)
+    manager = checkpointing.checkpoint_manager(trainer.checkpoint(), tmp_path, keep=2)
+    lines = []
+    loop = LoopConfig(exp_dir=str(tmp_path), n_iters=3, print_n=1, save_n=1000, save_model_n=100)
+    fit(trainer, iter(batches), loop, manager, log=lines.append, progress=progress)
+    assert len([line for line in lines if line.startswith("step")]) == 3  # the per-print_n lines
+    bar = capsys.readouterr().err
+    if progress:
+        assert "train: 100%" in bar and "3/3" in bar and "step/s" in bar and "recon_loss" in bar
+    else:
+        assert "step/s" not in bar
+
+
+def test_a_multi_worker_non_chief_writes_nothing_into_the_run_directory(batches, tmp_path):
+    trainer = Trainer(TrainConfig(**TINY), 2)
+    run, own = tmp_path / "run", tmp_path / "own"
+    manager = checkpointing.checkpoint_manager(trainer.checkpoint(), own, keep=1)
+    loop = LoopConfig(exp_dir=str(run), n_iters=2, print_n=1, save_n=1, save_model_n=1, chief=False)
+    assert fit(trainer, iter(batches), loop, manager, log=lambda line: None) == 2
+    assert not run.exists() and manager.latest_checkpoint.endswith("ckpt-2")
+
+
+def test_resumed_logs_drop_the_rows_past_the_restored_step(tmp_path):
+    means = {name: 0.5 for name in LOSS_NAMES}
+    logger = RunLogger(tmp_path, 0)
+    for step in range(1, 6):
+        logger.write(step, means, 1.0, 0.0)
+    logger.close()
+    RunLogger(tmp_path, 3).close()  # resumed from the checkpoint of step 3 after a kill at step 5
+    with open(tmp_path / "losses.csv", newline="") as handle:
+        assert [row["step"] for row in csv.DictReader(handle)] == ["1", "2", "3"]
+    assert [line.split(",")[0] for line in (tmp_path / "logs.txt").read_text().splitlines()[1:]] == \
+        ["000001", "000002", "000003"]

@@ -13,6 +13,9 @@ Azimuth 0 looks at the object's front (+z of the canonical frame), positive elev
 
 from __future__ import annotations
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 from pathlib import Path
 
 import numpy as np

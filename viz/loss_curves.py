@@ -9,6 +9,9 @@ variants (KRO off/on, GT types) can be compared at a glance.
 
 from __future__ import annotations
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 import csv
 import math
 from pathlib import Path

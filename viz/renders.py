@@ -10,6 +10,9 @@ of the projections over training reads top to bottom.
 
 from __future__ import annotations
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 import os
 import re
 from pathlib import Path

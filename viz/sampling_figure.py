@@ -12,6 +12,9 @@ clouds are the ones the TFRecords store. The CAD column is a flat-shaded matplot
 
 from __future__ import annotations
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 from pathlib import Path
 
 import numpy as np

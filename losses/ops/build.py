@@ -1,23 +1,29 @@
-"""Builds the `NnDistance` custom op from source: ``python -m losses.ops.build [--cuda auto|on|off] [--force]``.
+"""Builds the custom ops from source: ``python -m losses.ops.build [--cuda auto|on|off] [--force]``.
 
-Output: ``losses/ops/_build/nn_distance.so`` (git-ignored) plus ``build_stamp.json``, which records a
-fingerprint of the sources, the TensorFlow version and flags, the compiler and the CUDA decision. A second run
-with the same fingerprint does nothing, so ``install.sh`` can call it every time.
+Two libraries (:data:`LIBRARIES`): ``NnDistance`` (nearest neighbours, losses/chamfer.py) and ``Projection`` /
+``ProjectionGrad`` (the fused silhouette and colour renders, model/projection.py). Output:
+``losses/ops/_build/<name>.so`` (git-ignored) plus ``build_stamp.json``, which records a fingerprint of the
+sources, the TensorFlow version and flags, the compiler and the CUDA decision. A second run with the same
+fingerprint does nothing, so ``install.sh`` can call it every time.
 
-The CPU kernel (nn_distance_op.cc) is always built, by the host C++ compiler with the compile and link flags
-that ``tf.sysconfig`` reports (they carry the C++ standard and the ``_GLIBCXX_USE_CXX11_ABI`` setting that must
-match TensorFlow's). The CUDA kernel (nn_distance_kernel.cu) is added when ``--cuda auto`` (the default) finds
+The CPU kernels (``*_op.cc``) are always built, by the host C++ compiler with the compile and link flags that
+``tf.sysconfig`` reports (they carry the C++ standard and the ``_GLIBCXX_USE_CXX11_ABI`` setting that must
+match TensorFlow's). The CUDA kernels (``*_kernel.cu``) are added when ``--cuda auto`` (the default) finds
 ``nvcc``, a CUDA build of TensorFlow with nvcc's CUDA major version, and a GPU that TensorFlow can use;
-otherwise the reason for skipping it is printed. ``--cuda on`` builds it regardless (for example on a build
-host without a GPU) and fails if it cannot. nvcc compiles only the .cu file, which includes no TensorFlow
+otherwise the reason for skipping them is printed. ``--cuda on`` builds them regardless (for example on a build
+host without a GPU) and fails if it cannot. nvcc compiles only the .cu files, which include no TensorFlow
 header (TF >= 2.15 headers do not parse under nvcc, tensorflow issue 62081); the TF-facing registration stays
-in the .cc file built by the host compiler. The toolkit's CUDA runtime is linked statically and kept private,
-so the library also loads on machines without CUDA libraries.
+in the .cc files built by the host compiler. The toolkit's CUDA runtime is linked statically and kept private,
+so the libraries also load on machines without CUDA libraries.
 
-Exit status: 0 when the library is up to date or was built, 1 with the compiler's message when a compile fails.
+Exit status: 0 when the libraries are up to date or were built, 1 with the compiler's message when a compile fails.
 """
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -30,11 +36,41 @@ from pathlib import Path
 
 OPS_DIR = Path(__file__).resolve().parent
 BUILD_DIR = OPS_DIR / "_build"
-LIBRARY_NAME = "nn_distance.so"
 STAMP_NAME = "build_stamp.json"
-SOURCES = ("nn_distance_op.cc", "nn_distance_cuda.h", "nn_distance_kernel.cu")
 
-# -O3 for the vectorised search; no contraction into fused multiply-adds so that the CPU and CUDA kernels
+
+@dataclasses.dataclass(frozen=True)
+class Library:
+    """One op library: ``<name>.so`` from a TF-facing .cc file and, with CUDA, a .cu file.
+
+    Attributes:
+        name: library name, also the argument of ``losses.ops.loader.load``.
+        op_source: the .cc file (op registration, CPU kernels, GPU op wrappers), built by the host compiler.
+        kernel_source: the .cu file (CUDA kernels behind plain launch functions), built by nvcc.
+        headers: headers the two include (part of the fingerprint).
+        cuda_define: macro that enables the GPU op wrappers in op_source.
+    """
+
+    name: str
+    op_source: str
+    kernel_source: str
+    headers: tuple[str, ...]
+    cuda_define: str
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}.so"
+
+
+LIBRARIES = (
+    Library("nn_distance", "nn_distance_op.cc", "nn_distance_kernel.cu", ("nn_distance_cuda.h",),
+            "NN_DISTANCE_WITH_CUDA"),
+    Library("projection", "projection_op.cc", "projection_kernel.cu", ("projection_cuda.h", "projection_math.h"),
+            "PROJECTION_WITH_CUDA"),
+)
+SOURCES = tuple(name for lib in LIBRARIES for name in (lib.op_source, *lib.headers, lib.kernel_source))
+
+# -O3 for the vectorised loops; no contraction into fused multiply-adds so that the CPU and CUDA kernels
 # (nvcc --fmad=false) round every distance the same way and pick the same neighbour.
 CXX_FLAGS = ("-shared", "-fPIC", "-O3", "-ffp-contract=off",
              "-Wno-deprecated-declarations", "-Wno-interference-size", "-Wno-psabi")
@@ -48,7 +84,7 @@ class BuildError(RuntimeError):
 
 
 def sources_digest() -> str:
-    """SHA-256 of the op's source files (the loader compares it to the stamp to detect a stale library)."""
+    """SHA-256 of the ops' source files (the loader compares it to the stamp to detect a stale library)."""
     digest = hashlib.sha256()
     for name in SOURCES:
         digest.update(name.encode())
@@ -143,9 +179,10 @@ def read_stamp(out_dir: Path | None = None) -> dict | None:
 
 
 def is_up_to_date(out_dir: Path, want: str) -> bool:
-    """True when out_dir holds a library built with fingerprint `want`."""
+    """True when out_dir holds every library, built with fingerprint `want`."""
     stamp = read_stamp(out_dir)
-    return stamp is not None and stamp.get("fingerprint") == want and (out_dir / LIBRARY_NAME).is_file()
+    return (stamp is not None and stamp.get("fingerprint") == want
+            and all((out_dir / lib.file_name).is_file() for lib in LIBRARIES))
 
 
 def _run(cmd: list[str], step: str) -> None:
@@ -166,28 +203,28 @@ def _cuda_library_flags(nvcc: str) -> list[str]:
     raise BuildError(f"losses.ops.build: cannot find the CUDA library folder in `{nvcc} --dryrun`")
 
 
-def _compile(cxx: str, nvcc: str | None, tmp: Path, library: Path) -> None:
-    """Compiles the sources into `library` (CPU kernel, plus the CUDA kernel when nvcc is given)."""
+def _compile(lib: Library, cxx: str, nvcc: str | None, tmp: Path, library: Path) -> None:
+    """Compiles one library's sources into `library` (CPU kernels, plus the CUDA kernels when nvcc is given)."""
     import tensorflow as tf
 
     extra_objects, defines, cuda_libs = [], [], []
     if nvcc is not None:
-        kernel_obj = tmp / "nn_distance_kernel.o"
-        _run([nvcc, *NVCC_FLAGS, *_gpu_arch_flags(), str(OPS_DIR / "nn_distance_kernel.cu"),
-              "-o", str(kernel_obj)], "nvcc compile of nn_distance_kernel.cu")
+        kernel_obj = tmp / Path(lib.kernel_source).with_suffix(".o").name
+        _run([nvcc, *NVCC_FLAGS, *_gpu_arch_flags(), str(OPS_DIR / lib.kernel_source), "-o", str(kernel_obj)],
+             f"nvcc compile of {lib.kernel_source}")
         extra_objects = [str(kernel_obj)]
-        defines = ["-DNN_DISTANCE_WITH_CUDA"]
+        defines = [f"-D{lib.cuda_define}"]
         # The toolkit's static CUDA runtime, linked before TensorFlow (whose framework library exports a CUDA
         # runtime stub) and kept private to this library.
         cuda_libs = [*_cuda_library_flags(nvcc), "-lcudart_static", "-Wl,--exclude-libs,libcudart_static.a",
                      "-ldl", "-lrt", "-lpthread"]
-    _run([cxx, *CXX_FLAGS, *defines, *tf.sysconfig.get_compile_flags(), str(OPS_DIR / "nn_distance_op.cc"),
+    _run([cxx, *CXX_FLAGS, *defines, *tf.sysconfig.get_compile_flags(), str(OPS_DIR / lib.op_source),
           *extra_objects, "-o", str(library), *cuda_libs, *tf.sysconfig.get_link_flags()],
-         f"{Path(cxx).name} compile of nn_distance_op.cc")
+         f"{Path(cxx).name} compile of {lib.op_source}")
 
 
 def build(out_dir: Path | None = None, cuda: str = "auto", force: bool = False) -> Path:
-    """Builds the op library into out_dir unless it is up to date; prints what it does.
+    """Builds every op library into out_dir unless they are up to date; prints what it does.
 
     Args:
         out_dir: output folder, created when missing; default BUILD_DIR (git-ignored).
@@ -195,7 +232,7 @@ def build(out_dir: Path | None = None, cuda: str = "auto", force: bool = False) 
         force: rebuild even when the fingerprint matches.
 
     Returns:
-        Path of the library.
+        The output folder.
 
     Raises:
         BuildError: no C++ compiler, nvcc missing with cuda="on", or a failed compile.
@@ -219,29 +256,32 @@ def build(out_dir: Path | None = None, cuda: str = "auto", force: bool = False) 
             nvcc = None
     want = fingerprint(cxx, nvcc)
     out_dir = Path(out_dir or BUILD_DIR)
-    library = out_dir / LIBRARY_NAME
+    names = ", ".join(lib.file_name for lib in LIBRARIES)
     if not force and is_up_to_date(out_dir, want):
-        print(f"losses.ops.build: {library.name} is up to date (sources, TensorFlow and compilers unchanged)")
-        return library
-    kernels = "CPU and CUDA kernels" if nvcc else "CPU kernel"
-    print(f"losses.ops.build: compiling the {kernels} against TensorFlow {tf.__version__} ...")
+        print(f"losses.ops.build: {names} are up to date (sources, TensorFlow and compilers unchanged)")
+        return out_dir
+    kernels = "CPU and CUDA kernels" if nvcc else "CPU kernels"
+    print(f"losses.ops.build: compiling the {kernels} of {names} against TensorFlow {tf.__version__} ...")
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        staged = Path(tmp) / LIBRARY_NAME
-        _compile(cxx, nvcc, Path(tmp), staged)
-        os.replace(staged, library)  # atomic: a process that loaded the old file keeps its copy
+        staged = [Path(tmp) / lib.file_name for lib in LIBRARIES]
+        for lib, path in zip(LIBRARIES, staged):
+            _compile(lib, cxx, nvcc, Path(tmp), path)  # a failure here leaves the previous build intact
+        (out_dir / STAMP_NAME).unlink(missing_ok=True)  # no stamp while the libraries are half replaced
+        for lib, path in zip(LIBRARIES, staged):
+            os.replace(path, out_dir / lib.file_name)  # atomic: a process that loaded the old file keeps its copy
     stamp = {"fingerprint": want, "sources_sha256": sources_digest(), "tf_version": tf.__version__,
              "cuda": nvcc is not None}
     (out_dir / STAMP_NAME).write_text(json.dumps(stamp, indent=1) + "\n")
-    print(f"losses.ops.build: built {library}")
-    return library
+    print(f"losses.ops.build: built {names} in {out_dir}")
+    return out_dir
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m losses.ops.build", description=__doc__.splitlines()[0])
     parser.add_argument("--cuda", choices=("auto", "on", "off"), default="auto",
-                        help="build the CUDA kernel: auto (when nvcc, a CUDA TensorFlow and a GPU are present), "
+                        help="build the CUDA kernels: auto (when nvcc, a CUDA TensorFlow and a GPU are present), "
                              "on, off")
     parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
     parser.add_argument("--out", type=Path, help="output folder (default: losses/ops/_build)")
