@@ -33,6 +33,10 @@ def _parsed(args) -> flags.FlagValues:
     return values
 
 
+#: String flags with a validated form: a valid value other than the default.
+STRING_VALUES = {"distribute": "cpu:2"}
+
+
 def _other_value(flag):
     """A valid value of the flag other than its default."""
     if isinstance(flag.parser, flags.BooleanParser):
@@ -43,6 +47,8 @@ def _other_value(flag):
         return flag.default + 1
     if isinstance(flag.parser, flags.FloatParser):
         return flag.default + 0.5
+    if flag.name in STRING_VALUES:
+        return STRING_VALUES[flag.name]
     return "elsewhere" if flag.default != "elsewhere" else "other"
 
 
