@@ -15,8 +15,14 @@ first --probe_images training images (and test images of --test_data_dir, defaul
   needed): the Chamfer of each probe image's prediction to its own GT and to the GTs of the other models of
   its category (the shuffled reference), evaluation.metrics' normalisation and metric, × 1000.
 
+At step 0 the cloud is a small random ball that does depend on the image; training first draws it to one
+shape (the spread falls), and a configuration that learns then spreads again. The table reports the
+spread after the first interval, its minimum (and when), and at the end, and the first probe after the
+minimum at which the spread exceeds COLLAPSED_SPREAD ("follows the image again").
+
 It prints one Markdown row per configuration (the README's "Why training collapses" tables) and writes
-every probe to --out (JSON lines).
+every probe to --out (JSON lines). ``--override`` flags are applied to every configuration (e.g. a batch
+size or the categories of a data set).
 """
 
 import json
@@ -29,7 +35,7 @@ from absl import app, flags, logging
 import common_flags
 from data import tfrecords
 from evaluation import metrics
-from model.monitor import CollapseMonitor
+from model.monitor import COLLAPSED_SPREAD, CollapseMonitor
 from model.trainer import GRADIENT_LAYERS, Trainer
 
 FLAGS = flags.FLAGS
@@ -45,6 +51,7 @@ CONFIGS = {
     "no_cycle": ("no geometric cycle loss (lambda_3d 0 instead of 1e4)", ["--lambda_3d=0"]),
     "gt_pose": ("GT pose for the first projection (--use_gt_pose)", ["--use_gt_pose"]),
     "he": ("He initialisation of the dense layers (--dense_init=he)", ["--dense_init=he"]),
+    "lambda3d_100": ("lambda_3d 100 instead of 1e4", ["--lambda_3d=100"]),
     "he_lambda3d_100": ("He init and lambda_3d 100", ["--dense_init=he", "--lambda_3d=100"]),
     "he_gt_pose_lambda3d_100": ("He init, lambda_3d 100 and the GT pose",
                                 ["--dense_init=he", "--lambda_3d=100", "--use_gt_pose"]),
@@ -55,16 +62,14 @@ CONFIGS = {
                       ["--use_gt_pcl", "--lambda_gt=1e4", "--lambda_ae=0", "--lambda_ae_mask=0",
                        "--noaffinity_loss", "--lambda_3d=0", "--dense_init=he"]),
 }
-#: xyz_spread above which the cloud counts as following the image ("left the mean shape").
-FOLLOWS_IMAGE_SPREAD = 0.05
 
 
 def _config(name: str):
     """(TrainConfig, batch size) of a named configuration, with --seed and --categ of the command line."""
     values = flags.FlagValues()
     common_flags.define_flags(values)
-    values(["collapse", f"--flagfile={BASE_FLAGFILE}", *CONFIGS[name][1], f"--seed={FLAGS.seed}",
-            "--exp=unused"])
+    values(["collapse", f"--flagfile={BASE_FLAGFILE}", *CONFIGS[name][1], *FLAGS.override,
+            f"--seed={FLAGS.seed}", "--exp=unused"])
     return common_flags.train_config_from_flags(values), values.batch_size
 
 
@@ -93,8 +98,8 @@ def matched_and_shuffled(preds: np.ndarray, probe: dict) -> tuple[float, float]:
     return metrics.METRIC_SCALE * float(np.mean(matched)), metrics.METRIC_SCALE * float(np.nanmean(shuffled))
 
 
-def run(name: str, categories, out) -> dict:
-    """Trains one configuration for --steps steps, probing every --probe_n; returns its summary."""
+def run(name: str, categories, out) -> list[dict]:
+    """Trains one configuration for --steps steps, probing every --probe_n; returns the probe records."""
     config, batch_size = _config(name)
     data_dir = Path(FLAGS.data_dir)
     trainer = Trainer(config, batch_size)
@@ -126,17 +131,24 @@ def run(name: str, categories, out) -> dict:
         _, status, _ = trainer.train_step(next(batches))
         if status["applied"]:
             grads.append(status["grad_norms"])
-    follows = next((r["step"] for r in probes_out if r["xyz_spread"] > FOLLOWS_IMAGE_SPREAD), None)
-    return {"config": name, "first": probes_out[0], "second": probes_out[min(1, len(probes_out) - 1)],
-            "last": probes_out[-1], "follows_from": follows,
-            "steps_per_sec": FLAGS.steps / (time.perf_counter() - start)}
+    return probes_out
+
+
+def summarise(records: list[dict]) -> dict:
+    """The table row's values of one configuration's probe records (in step order)."""
+    trained = records[1:] or records
+    lowest = min(trained, key=lambda r: r["xyz_spread"])
+    follows = next((r["step"] for r in trained if r["step"] > lowest["step"]
+                    and r["xyz_spread"] > COLLAPSED_SPREAD), None)
+    return {"config": records[0]["config"], "first": records[0], "second": trained[0], "lowest": lowest,
+            "last": records[-1], "follows_from": follows}
 
 
 def table(summaries: list[dict]) -> str:
     """The Markdown table of the runs (one row each)."""
     supervised = any("train_chamfer" in s["last"] for s in summaries)
-    header = ["configuration", "s5 dead, step 0 → end", "xyz spread at the end", "cloud follows the image from",
-              "gradient norm at s1 (first interval → last)"]
+    header = ["configuration", "s5 dead, step 0 → end", "xyz spread: first probe / lowest (step) / end",
+              "follows the image again from", "gradient norm at s1, first interval → last"]
     if supervised:
         header += ["train: own GT / shuffled", "test: own GT / shuffled"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
@@ -144,7 +156,9 @@ def table(summaries: list[dict]) -> str:
         first, last = s["first"], s["last"]
         second = s["second"]
         row = [f"`{s['config']}`: {CONFIGS[s['config']][0]}",
-               f"{100 * first['dead/s5']:.0f} % → {100 * last['dead/s5']:.0f} %", f"{last['xyz_spread']:.4f}",
+               f"{100 * first['dead/s5']:.0f} % → {100 * last['dead/s5']:.0f} %",
+               f"{second['xyz_spread']:.3g} / {s['lowest']['xyz_spread']:.3g} ({s['lowest']['step']}) / "
+               f"{last['xyz_spread']:.3g}",
                "never" if s["follows_from"] is None else f"step {s['follows_from']}",
                f"{second['grad/s1']:.3g} → {last['grad/s1']:.3g}"]
         if supervised:
@@ -160,12 +174,21 @@ def main(argv):
     unknown = [name for name in FLAGS.config if name not in CONFIGS]
     if unknown:
         raise app.UsageError(f"unknown --config {unknown}; known: {list(CONFIGS)}")
+    if FLAGS.table_from:
+        by_config = {}
+        for line in Path(FLAGS.table_from).read_text().splitlines():
+            record = json.loads(line)
+            by_config.setdefault(record["config"], []).append(record)
+        print(table([summarise(sorted(records, key=lambda r: r["step"])) for records in by_config.values()]))
+        return
+    if not FLAGS.data_dir:
+        raise app.UsageError("--data_dir is required (unless --table_from)")
     categories = common_flags.categories_from_flag(FLAGS.categ)
     out = open(FLAGS.out, "a") if FLAGS.out else None
     summaries = []
     try:
         for name in FLAGS.config or list(CONFIGS):
-            summaries.append(run(name, categories, out))
+            summaries.append(summarise(run(name, categories, out)))
             print(table(summaries[-1:]), flush=True)
     finally:
         if out:
@@ -175,7 +198,9 @@ def main(argv):
 
 def define_flags() -> None:
     """The CLI's flags."""
-    flags.DEFINE_string("data_dir", None, "Built data set whose train split the runs train on.", required=True)
+    flags.DEFINE_string("data_dir", "", "Built data set whose train split the runs train on.")
+    flags.DEFINE_string("table_from", "", "Print the table of the probes recorded in this JSON-lines file (an "
+                        "earlier --out) instead of training.")
     flags.DEFINE_string("test_data_dir", "", "Built data set whose test split is probed (default: --data_dir).")
     flags.DEFINE_string("categ", "car", "Categories to train on: a name, a comma-separated list or 'all'.")
     flags.DEFINE_multi_string("config", [], f"Configurations to run (repeat the flag; default: all): "
@@ -185,6 +210,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("probe_images", 48, "Probe images per split.", lower_bound=2)
     flags.DEFINE_integer("seed", 0, "Seed of the weights, the data order and the random poses.")
     flags.DEFINE_string("out", "", "Append every probe to this JSON-lines file.")
+    flags.DEFINE_multi_string("override", [], "A training flag applied to every configuration, e.g. "
+                              "--override=--batch_size=8 (repeat the flag).")
 
 
 if __name__ == "__main__":
