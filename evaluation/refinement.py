@@ -7,7 +7,7 @@ weights as in the §7.8 sums restricted to these terms:
   recon objective = λ_ae · image + λ_ae_mask · mask + λ_mask_fwd · fwd + λ_mask_bwd · bwd  (recon net)
   pose objective  = λ_ae_pose · image + λ_mask_pose · mask                              (pose net, only when
                                                                                           the run trained it)
-Adam with the run's learning rate and β1 (`model.trainer.make_optimizer`). A run trained with --use_gt_pose
+Adam with the run's learning rate and β1 (`model.optimizer.make_optimizer`, the run's --adam). A run trained with --use_gt_pose
 renders at the GT pose (its pose net is untrained), which an evaluation has and a new image has not. Every
 image starts again from the checkpoint's weights and fresh optimiser state; the run's networks and checkpoint
 are never modified. N = 0 is no refinement (the caller then predicts with the run's networks).
@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from losses import image as image_losses
 from model import trainer
+from model.optimizer import make_optimizer
 from model.config import TrainConfig
 from model.projection import render
 
@@ -46,9 +47,9 @@ class Refiner:
         self.recon_net, self.pose_net = trainer.build_networks(config.image_size, config.n_points, config.bottleneck)
         self._initial = [(self.recon_net, recon_net.get_weights()), (self.pose_net, pose_net.get_weights())]
         # (network, its optimiser, the objective it descends): the pose net only when the run trained it.
-        self._trained = [(self.recon_net, trainer.make_optimizer(config, "refine_recon"), "recon_loss")]
+        self._trained = [(self.recon_net, make_optimizer(config.lr, config.beta1, config.adam, "refine_recon"), "recon_loss")]
         if config.trains_pose_net:
-            self._trained.append((self.pose_net, trainer.make_optimizer(config, "refine_pose"), "pose_loss"))
+            self._trained.append((self.pose_net, make_optimizer(config.lr, config.beta1, config.adam, "refine_pose"), "pose_loss"))
         for net, optimiser, _ in self._trained:
             optimiser.build(net.trainable_variables)
         self._optimiser_initial = [[v.numpy() for v in o.variables] for _, o, _ in self._trained]

@@ -25,6 +25,9 @@ every probe to --out (JSON lines). ``--override`` flags are applied to every con
 size or the categories of a data set).
 """
 
+if __name__ in ("__main__", "__mp_main__"):  # a CLI (or its spawned worker): TensorFlow imported quietly first
+    import runtime.quiet_tensorflow  # noqa: F401
+
 import json
 import time
 from pathlib import Path

@@ -62,16 +62,18 @@ def test_probe_set_needs_two_images():
         monitor.CollapseMonitor(build_recon_net(), _images(1))
 
 
-def test_monitor_rows_go_to_csv_and_resume_appends(tmp_path):
+def test_monitor_rows_go_to_csv_a_resume_drops_rows_past_its_checkpoint_and_a_new_run_starts_afresh(tmp_path):
     stats = {"dead/s5": 0.25, "xyz_spread": 0.1, "grad/s1": 2.0}
-    logger = RunLogger(tmp_path, fresh=True)
-    logger.write_monitor(100, stats)
-    logger.write_monitor(200, {**stats, "dead/s5": 0.5})
+    logger = RunLogger(tmp_path, 0)
+    for step in (100, 200, 300):
+        logger.write_monitor(step, {**stats, "dead/s5": step / 1000})
     logger.close()
-    logger = RunLogger(tmp_path, fresh=False)
+    logger = RunLogger(tmp_path, 200)  # resumed from the checkpoint of step 200: the row of 300 goes
     logger.write_monitor(300, stats)
     logger.close()
     rows = list(csv.DictReader((tmp_path / MONITOR_CSV).open()))
     assert [int(r["step"]) for r in rows] == [100, 200, 300]
-    assert [float(r["dead/s5"]) for r in rows] == [0.25, 0.5, 0.25]
+    assert [float(r["dead/s5"]) for r in rows] == [0.1, 0.2, 0.25]
     assert set(rows[0]) == {"step", "dead/s5", "xyz_spread", "grad/s1"}
+    RunLogger(tmp_path, 0).close()  # a new run in the same directory
+    assert not (tmp_path / MONITOR_CSV).exists()

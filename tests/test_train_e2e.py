@@ -282,4 +282,4 @@ def test_a_multi_worker_run_writes_from_the_chief_only(tiny_dataset, tmp_path):
     assert sorted(p.name for p in (exp / "checkpoints").glob("ckpt-*.index")) == ["ckpt-2.index", "ckpt-4.index"]
     assert sorted(p.name for p in exp.iterdir()) == sorted(
         ["checkpoints", "config.json", "flags.json", "flags.txt", "log_proj_images", "log_proj_pcl", "logs",
-         "logs.txt", "losses.csv", "losses.png", "train.lock"])
+         "logs.txt", "losses.csv", "losses.png", "monitor.csv", "train.lock"])

@@ -242,7 +242,7 @@ def _office_base(chair: solid.Assembly, p: ChairParams, y_top: float) -> None:
 
 def _back(chair: solid.Assembly, p: ChairParams) -> None:
     """The back: a panel, slats, rails or frame, tilted by back_tilt about the seat's rear edge."""
-    half_w, half_d, t = p.seat_width / 2, p.seat_depth / 2, p.leg_thickness
+    half_d, t = p.seat_depth / 2, p.leg_thickness
     thick = 0.12 if p.kind == "lounge" else (0.06 if p.kind == "office" else 0.025)
     width = p.seat_width - (0.1 if p.kind == "office" else 0.0)
     rear = -half_d + 0.5 * thick
