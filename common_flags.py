@@ -174,6 +174,11 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                         flag_values=flag_values)
     flags.DEFINE_integer("data_views", 4, "Views per model when the built-in sample is built automatically.",
                          flag_values=flag_values)
+    flags.DEFINE_integer("procedural_models", 0, "Without --data_dir: when > 0, train on the procedural source "
+                         "(data/procedural: generated cars and chairs for development and tests, never ShapeNet) "
+                         "with this many models per category, one view each, split 80/20, built automatically "
+                         "when missing into generated/datasets/procedural_<H>_m<N>; 0: the built-in sample.",
+                         lower_bound=0, flag_values=flag_values)
     flags.DEFINE_string("split", "train", "Split of the data set to train on.", flag_values=flag_values)
     flags.DEFINE_string("knn_list", "", "Nearest-neighbour list (.npy: the baseline's knn_list_<synset>.npy or one "
                         "written by `python make_knn_list.py`): train on its anchors, each paired every step with a "

@@ -8,6 +8,7 @@ Usage::
     python train.py ... --knn_list=knn_list_chair.npy --use_mult_proj   # OURS-NN (§7.7, data/neighbours.py)
 
 Without ``--data_dir`` the built-in sample meshes are rendered into ``generated/datasets/sample_<H>[_v<data_views>]``
+(with ``--procedural_models N``: N generated cars and chairs into ``generated/datasets/procedural_<H>_m<N>``)
 the first time. Outputs go to ``--exp`` (see model/checkpointing.py, model/run_config.py and
 model/run_logging.py); an interrupted run started again with the same ``--exp`` resumes from its newest
 checkpoint.
@@ -45,10 +46,15 @@ def _fail(message) -> None:
 
 
 def _data_dir(categories) -> Path:
-    """``--data_dir``, or the built-in sample (rendered now when missing), checked to hold examples of
+    """``--data_dir``, or the procedural set of ``--procedural_models``, or the built-in sample (either rendered
+    now when missing), checked to hold examples of
     ``--split`` for the categories (a clear error otherwise: no data set, an empty split, a missing shard)."""
     if FLAGS.data_dir:
         path = Path(FLAGS.data_dir)
+    elif FLAGS.procedural_models:
+        path = build.ensure_dataset(build.procedural_out_dir(FLAGS.H, FLAGS.procedural_models), source="procedural",
+                                    image_size=FLAGS.H, progress=True, log=logging.info,
+                                    split=build.PROCEDURAL_SPLIT, procedural_models=FLAGS.procedural_models)
     else:
         path = build.ensure_dataset(build.builtin_out_dir(FLAGS.H, FLAGS.data_views), source="builtin",
                                     views=FLAGS.data_views, image_size=FLAGS.H, progress=True, log=logging.info)

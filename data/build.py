@@ -73,6 +73,18 @@ def builtin_out_dir(image_size: int, views: int = 1) -> Path:
     never overwrite each other's cache.
     """
     return DEFAULT_OUT / (f"sample_{image_size}" if views == 1 else f"sample_{image_size}_v{views}")
+
+
+#: Split rule of the procedural set that train.py --procedural_models builds (its test split scores the run).
+PROCEDURAL_SPLIT = "80/20"
+
+
+def procedural_out_dir(image_size: int, models: int) -> Path:
+    """Default data directory of the procedural set of train.py --procedural_models (one view per model, split
+    PROCEDURAL_SPLIT): ``generated/datasets/procedural_<size>_m<models>``."""
+    return DEFAULT_OUT / f"procedural_{image_size}_m{models}"
+
+
 MAX_VIEWS = 10  # views per model in the baseline's renders (baseline §2.1)
 EXAMPLES_PER_SHARD = 2048  # ~30 kB per 64-px example with two 1024-point clouds: ~60 MB files
 PROCEDURAL = "procedural"  # --source value of the procedural generator (data.procedural)
@@ -535,15 +547,16 @@ def _packed_source(out_dir: Path) -> str | None:
 
 
 def ensure_dataset(out_dir, source, views: int = 1, image_size: int = 64, progress: bool = False,
-                   log=print) -> Path:
+                   log=print, **options) -> Path:
     """Builds `source` into `out_dir` unless `out_dir` already holds a built data set (its index.json).
 
-    The one "build it if missing" step of the drivers (train.py's built-in sample, the experiment runner's
-    and the benchmarks' data sets).
+    The one "build it if missing" step of the drivers (train.py's built-in sample and procedural set, the
+    experiment runner's and the benchmarks' data sets).
 
     Args:
         out_dir: the data set's folder.  source, views, image_size, progress: as `build_dataset`.
         log: where the lines of a build go (what is built, models built again and why, the summary line).
+        options: further `build_dataset` arguments (e.g. ``split``, ``procedural_models``).
 
     Returns:
         `out_dir` as a Path.
@@ -557,7 +570,7 @@ def ensure_dataset(out_dir, source, views: int = 1, image_size: int = 64, progre
     except FileNotFoundError:
         log(f"building {out_dir} from {source} (once: it is reused when present)")
         log(build_dataset(source=source, out_dir=out_dir, views=views, image_size=image_size,
-                          progress=progress, log=log)["line"])
+                          progress=progress, log=log, **options)["line"])
     return out_dir
 
 

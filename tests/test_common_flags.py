@@ -101,9 +101,11 @@ def test_presets_parse_into_the_intended_configurations(monkeypatch):
     for name in names:
         parsed = _parsed([f"--flagfile=presets/{name}"])
         got[name] = (parsed, common_flags.train_config_from_flags(parsed))
+    learning = {"demo.flags", "learn_selfsup.flags", "learn_supervised.flags"}  # run.sh with named departures
     for name, (f, c) in got.items():
-        assert (f.batch_size, c.n_proj, c.lr, c.lambda_3d) == (2, 4, 5e-4, 1e4), name
-        assert c.affinity_loss and c.optimise_pose, name
+        assert (c.n_proj, c.lr, c.optimise_pose) == (4, 5e-4, True), name
+        if name not in learning:
+            assert (f.batch_size, c.lambda_3d, c.dense_init) == (2, 1e4, "tflearn") and c.affinity_loss, name
     baseline = got["baseline_run.flags"][0]
     assert baseline.categ == "chair" and baseline.N_ITERS == 200001
     study = {n: fc for n, fc in got.items() if n.startswith("study_") and n != "study_common.flags"}
@@ -113,5 +115,14 @@ def test_presets_parse_into_the_intended_configurations(monkeypatch):
     for name, (f, c) in study.items():
         assert f.N_ITERS == {"car": 18000, "chair": 9000}[f.categ] and c.gt_type == "area", name
         assert f.exp == f"runs/{name.removesuffix('.flags')}"
-    demo = got["demo.flags"][0]
-    assert demo.exp == "runs/demo" and demo.N_ITERS <= 1000
+    supervised, selfsup = got["learn_supervised.flags"][1], got["learn_selfsup.flags"][1]
+    assert supervised.use_gt_pcl and supervised.lambda_gt == 1e4 and supervised.gt_type == "uniform"
+    assert (supervised.lambda_ae, supervised.lambda_ae_mask, supervised.lambda_3d) == (0, 0, 0)
+    assert not supervised.affinity_loss and supervised.dense_init == "tflearn"
+    assert not selfsup.use_gt_pcl and selfsup.affinity_loss and selfsup.use_gt_pose
+    assert (selfsup.lambda_ae, selfsup.lambda_ae_mask, selfsup.lambda_3d, selfsup.dense_init) == (100, 100, 100, "he")
+    for name in learning:
+        assert got[name][0].batch_size == 8 and got[name][0].categ == "all", name
+    demo_flags, demo = got["demo.flags"]
+    assert demo == selfsup and demo_flags.exp == "runs/demo" and demo_flags.N_ITERS <= 1500
+    assert demo_flags.procedural_models == 300 and not demo_flags.data_dir

@@ -325,6 +325,23 @@ def test_build_procedural_models_into_tfrecords(tmp_path):
     assert again["built"] == summary["built"]
 
 
+def test_ensure_dataset_builds_the_training_set_of_train_py_procedural_models_once(tmp_path):
+    """What train.py --procedural_models N does without --data_dir: N models per category, one view, split
+    PROCEDURAL_SPLIT, into procedural_out_dir; a second call finds the index and builds nothing."""
+    out = tmp_path / build.procedural_out_dir(32, 5).name
+    lines = []
+    assert build.ensure_dataset(out, "procedural", image_size=32, log=lines.append, split=build.PROCEDURAL_SPLIT,
+                                procedural_models=5) == out
+    index = tfrecords.read_index(out)
+    assert index["split_rule"] == "80/20" and index["generator"]["models_per_category"] == 5
+    assert {s: e["models"] for s, e in index["splits"].items()} == {"train": {"car": 4, "chair": 4},
+                                                                     "test": {"car": 1, "chair": 1}}
+    assert out.name == "procedural_32_m5" and any(line.startswith("building") for line in lines)
+    logged = len(lines)
+    build.ensure_dataset(out, "procedural", image_size=32, log=lines.append, procedural_models=5)
+    assert len(lines) == logged  # the second call found the index: nothing built, nothing said
+
+
 @pytest.mark.slow
 def test_cli_builds_one_category_and_rejects_bad_arguments(tmp_path):
     def run(*args):
