@@ -18,7 +18,8 @@ first --probe_images training images (and test images of --test_data_dir, defaul
 At step 0 the cloud is a small random ball that does depend on the image; training first draws it to one
 shape (the spread falls), and a configuration that learns then spreads again. The table reports the
 spread after the first interval, its minimum (and when), and at the end, and the first probe after the
-minimum at which the spread exceeds COLLAPSED_SPREAD ("follows the image again").
+minimum at which the spread exceeds COLLAPSED_SPREAD ("follows the image again"), or "did not collapse" when
+the spread never fell below it.
 
 It prints one Markdown row per configuration (the README's "Why training collapses" tables) and writes
 every probe to --out (JSON lines). ``--override`` flags are applied to every configuration (e.g. a batch
@@ -147,6 +148,13 @@ def summarise(records: list[dict]) -> dict:
             "last": records[-1], "follows_from": follows}
 
 
+def _follows(summary: dict) -> str:
+    """The table's "follows the image again from" cell of one configuration."""
+    if summary["lowest"]["xyz_spread"] > COLLAPSED_SPREAD:
+        return "did not collapse"
+    return "never" if summary["follows_from"] is None else f"step {summary['follows_from']}"
+
+
 def table(summaries: list[dict]) -> str:
     """The Markdown table of the runs (one row each)."""
     supervised = any("train_chamfer" in s["last"] for s in summaries)
@@ -162,7 +170,7 @@ def table(summaries: list[dict]) -> str:
                f"{100 * first['dead/s5']:.0f} % → {100 * last['dead/s5']:.0f} %",
                f"{second['xyz_spread']:.3g} / {s['lowest']['xyz_spread']:.3g} ({s['lowest']['step']}) / "
                f"{last['xyz_spread']:.3g}",
-               "never" if s["follows_from"] is None else f"step {s['follows_from']}",
+               _follows(s),
                f"{second['grad/s1']:.3g} → {last['grad/s1']:.3g}"]
         if supervised:
             row += [f"{last[f'{k}_chamfer']:.2f} / {last[f'{k}_shuffled']:.2f}" if f"{k}_chamfer" in last
