@@ -35,6 +35,7 @@ from evaluation import report as eval_report
 from evaluation import verdict
 from evaluation.protocol import Protocol
 from evaluation.run import EvalSettings, run_evaluation
+from model import checkpointing
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PRESETS_DIR = REPO_ROOT / "presets"
@@ -47,20 +48,13 @@ HEADER = ("preset", "category", "Chamfer", "shuffled", "Chamfer ÷ shuffled", "m
           "verdict", "steps", "train wall time (s)", "steps/s", "meets its target")
 
 
-def ensure_data(path: str, out_dir: Path, source: str, views: int, split: str, rotate: str = "",
-                procedural_models: int = 0) -> Path:
-    """A built data set: ``path`` when given, else ``source`` built once into ``out_dir``."""
+def ensure_data(path: str, out_dir: Path, source: str, views: int, **options) -> Path:
+    """A built data set: ``path`` when given (checked), else ``source`` built once into ``out_dir`` (64 px;
+    ``options`` as data.build.build_dataset's)."""
     if path:
         tfrecords.read_index(path)  # a clear error when it is not a built data set
         return Path(path)
-    try:
-        tfrecords.read_index(out_dir)
-    except FileNotFoundError:
-        print(f"[bench_learning] building {out_dir} from {source} (once)", flush=True)
-        extra = {"procedural_models": procedural_models} if procedural_models else {}
-        build.build_dataset(source=source, out_dir=out_dir, views=views, image_size=64, split=split,
-                            rotate_y_deg=rotate, workers=0, **extra)
-    return out_dir
+    return build.ensure_dataset(out_dir, source, views=views, image_size=64, **options)
 
 
 def train(run_dir: Path, preset: str, data_dir: Path, iterations: int, seed: int) -> float:
@@ -76,10 +70,12 @@ def train(run_dir: Path, preset: str, data_dir: Path, iterations: int, seed: int
 
 
 def training_speed(run_dir: Path) -> tuple[int, float]:
-    """(last logged step, mean steps/s over the logged intervals) from the run's losses.csv."""
+    """(steps of the newest checkpoint, mean steps/s over the intervals logged in losses.csv; NaN when the run
+    was shorter than its --print_n)."""
     with open(run_dir / "losses.csv") as f:
-        rows = list(csv.DictReader(f))
-    return int(rows[-1]["step"]), sum(float(r["steps_per_sec"]) for r in rows) / len(rows)
+        rates = [float(row["steps_per_sec"]) for row in csv.DictReader(f)]
+    steps = checkpointing.checkpoint_step(checkpointing.checkpoint_path(run_dir))
+    return steps, sum(rates) / len(rates) if rates else float("nan")
 
 
 def meets(preset: str, entry: dict) -> str:
@@ -115,9 +111,9 @@ def main(argv):
     f = flags.FLAGS
     out = Path(f.out)
     out.mkdir(parents=True, exist_ok=True)
-    train_data = ensure_data(f.data_dir, out / "data_procedural", "procedural", 1, "100/0",
+    train_data = ensure_data(f.data_dir, out / "data_procedural", "procedural", 1, split="100/0",
                              procedural_models=f.procedural_models)
-    eval_data = ensure_data(f.eval_data_dir, out / "data_real", str(REALMESHES), 10, "50/50", REAL_ROTATION)
+    eval_data = ensure_data(f.eval_data_dir, out / "data_real", str(REALMESHES), 10, rotate_y_deg=REAL_ROTATION)
     protocol = Protocol(align_iters=f.align_iters, seed=f.seed)
     rows, reports = [], {}
     for preset in f.presets:
