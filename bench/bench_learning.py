@@ -35,13 +35,11 @@ from evaluation import report as eval_report
 from evaluation import verdict
 from evaluation.protocol import Protocol
 from evaluation.run import EvalSettings, run_evaluation
+from experiments.reproduce import REALMESHES, REALMESHES_ROTATION
 from model import checkpointing
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PRESETS_DIR = REPO_ROOT / "presets"
-REALMESHES = REPO_ROOT.parent / "shared" / "data" / "realmeshes"
-#: The TORCS cars of the shared meshes face +x; the rule turns them to +z like every other car (README "Data").
-REAL_ROTATION = "car/torcs_*=-90"
 #: preset -> (largest Chamfer ÷ shuffled reference, smallest spread ratio, must beat the mean training shape).
 TARGETS = {"learn_supervised": (0.7, 0.4, True), "learn_selfsup": (0.9, 0.2, False)}
 HEADER = ("preset", "category", "Chamfer", "shuffled", "Chamfer ÷ shuffled", "mean shape", "spread ratio",
@@ -113,7 +111,7 @@ def main(argv):
     out.mkdir(parents=True, exist_ok=True)
     train_data = ensure_data(f.data_dir, out / "data_procedural", "procedural", 1, split="100/0",
                              procedural_models=f.procedural_models)
-    eval_data = ensure_data(f.eval_data_dir, out / "data_real", str(REALMESHES), 10, rotate_y_deg=REAL_ROTATION)
+    eval_data = ensure_data(f.eval_data_dir, out / "data_real", str(REALMESHES), 10, rotate_y_deg=REALMESHES_ROTATION)
     protocol = Protocol(align_iters=f.align_iters, seed=f.seed)
     rows, reports = [], {}
     for preset in f.presets:

@@ -51,6 +51,8 @@ from viz import charts, clouds, loss_curves, sampling_figure
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REALMESHES = REPO_ROOT.parent / "shared" / "data" / "realmeshes"
+#: The TORCS cars of the shared meshes face +x; the rule turns them to +z like every other car (README "Data").
+REALMESHES_ROTATION = "car/torcs_*=-90"
 
 PRESETS_DIR = REPO_ROOT / "presets"
 SKIPPED_STEPS = "skipped_steps"  # column of losses.csv counting the steps skipped as non-finite
@@ -88,13 +90,16 @@ PRESETS = {
 
 
 def prepare_data(preset: Preset, out: Path, data_dir: str | None) -> Path:
-    """The data set of a preset: given, or built once into `<out>/data` (1 view, 64 px, 50/50 split)."""
+    """The data set of a preset: given, or built once into `<out>/data` (1 view, 64 px, 50/50 split; the shared
+    real meshes with their TORCS cars turned to +z)."""
     if data_dir:
         return Path(data_dir)
     if preset.data == "given":
         raise app.UsageError("this preset needs --data_dir (a data set built with python -m data.build)")
-    source = "builtin" if preset.data == "builtin" else str(REALMESHES)
-    return build.ensure_dataset(out / "data", source=source, views=preset.views, image_size=64)
+    if preset.data == "builtin":
+        return build.ensure_dataset(out / "data", source="builtin", views=preset.views, image_size=64)
+    return build.ensure_dataset(out / "data", source=str(REALMESHES), views=preset.views, image_size=64,
+                                rotate_y_deg=REALMESHES_ROTATION)
 
 
 def train(run_dir: Path, category: str, variant: str, iterations: int, preset: Preset, data_dir: Path,
