@@ -1,7 +1,7 @@
 """The study's experiments (its table 2) trained and evaluated, into one table in the layout of its table 3.
 
     python -m experiments.reproduce --preset smoke    # minutes on 2 CPU cores, built-in sample (a test runs it)
-    python -m experiments.reproduce --preset small    # ~40 min on 2 CPU cores, ../shared/data/realmeshes
+    python -m experiments.reproduce --preset small    # ~8 min on 2 CPU cores, ../shared/data/realmeshes
     python -m experiments.reproduce --preset full --data_dir DIR   # the study's iteration counts (ShapeNet, GPU)
 
 The grid (mission.md, report table 2), for car and chair: KRO off / on × pseudo GT / area-based GT, each run
@@ -79,8 +79,8 @@ class Preset:
 PRESETS = {
     # A handful of steps: checks that every variant trains, saves, evaluates and plots.
     "smoke": Preset(iterations={"car": 4, "chair": 4}, print_n=2, save_n=2, align_iters=30, data="builtin"),
-    # The study's iterations / 15 (car 2× chair, as in its table 2): 4 × 1800 steps at the 3-5 steps/s of the
-    # baseline configuration on 2 shared CPU cores, plus evaluation: about 40 minutes (measured: 36).
+    # The study's iterations / 15 (car 2× chair, as in its table 2): 4 × 1800 steps of the baseline
+    # configuration on 2 CPU cores, plus evaluation: about 8 minutes (measured: 476 s).
     "small": Preset(iterations={"car": 1200, "chair": 600}, print_n=50, save_n=200, align_iters=5000,
                     data="realmeshes"),
     # The study's table 2: car 18k and chair 9k iterations; the baseline's 5000-step rotation fit (§10.2).
