@@ -38,7 +38,7 @@ from absl import app, flags, logging
 
 import common_flags
 from data import tfrecords
-from evaluation import metrics
+from evaluation import metrics, references
 from model.monitor import COLLAPSED_SPREAD, CollapseMonitor
 from model.trainer import GRADIENT_LAYERS, Trainer
 
@@ -95,10 +95,15 @@ def matched_and_shuffled(preds: np.ndarray, probe: dict) -> tuple[float, float]:
     """
     gts = [metrics.normalise_bbox(g) for g in probe["gt_uniform"]]
     preds = [metrics.normalise_bbox(p, clip=metrics.PRED_CLIP) for p in preds]
-    ids, cats = probe["model_id"], probe["category"]
-    matched = [sum(metrics.chamfer_fwd_bwd(g, p)) for g, p in zip(gts, preds)]
-    shuffled = [np.mean([sum(metrics.chamfer_fwd_bwd(gts[i], preds[j])) for j in range(len(preds))
-                         if cats[j] == cats[i] and ids[j] != ids[i]] or [np.nan]) for i in range(len(gts))]
+    matched = metrics.per_model_metrics(gts, preds, normalise=False)["chamfer"]
+    shuffled = np.full(len(gts), np.nan)  # NaN for a GT whose category holds no other model
+    for category in set(probe["category"]):
+        index = np.flatnonzero(probe["category"] == category)
+        # every prediction of another model (at most len(index) of them: nothing is drawn away)
+        draws = references.other_model_draws(probe["model_id"][index], len(index), np.random.default_rng(0))
+        if all(len(d) for d in draws):
+            shuffled[index] = references.shuffled_per_model([gts[i] for i in index], [preds[i] for i in index],
+                                                            draws)["chamfer"]
     return metrics.METRIC_SCALE * float(np.mean(matched)), metrics.METRIC_SCALE * float(np.nanmean(shuffled))
 
 
