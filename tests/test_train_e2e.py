@@ -113,19 +113,17 @@ def test_run_directory_and_same_seed_same_losses(tiny_dataset, tmp_path):
         load_for_inference(tmp_path)
 
 
-def test_sigkill_then_restart_resumes(tiny_dataset, tmp_path):
-    """Kill -9 during training; the restart resumes from the newest checkpoint with its step counter and
-    optimiser state, and finishes."""
-    exp = tmp_path / "run"
-    proc = subprocess.Popen(_args(tiny_dataset, exp, N_ITERS=100000, print_n=5, save_model_n=5, save_n=100000),
-                            cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def _train_until_killed(ready, poll_seconds: float, *args, **overrides) -> None:
+    """Starts train.py (arguments as `_args`), sends it SIGKILL once ``ready()`` holds (polled every
+    ``poll_seconds``, for at most 400 s) and checks that the kill, not an exit, ended it."""
+    proc = subprocess.Popen(_args(*args, **overrides), cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 400
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            state = tf.train.get_checkpoint_state(str(exp / "checkpoints"))
-            if state and checkpointing.checkpoint_step(state.model_checkpoint_path) >= 10:
+            if ready():
                 break
-            time.sleep(0.2)
+            time.sleep(poll_seconds)
         assert proc.poll() is None, proc.stderr.read()[-4000:]
         proc.send_signal(signal.SIGKILL)
     finally:
@@ -133,6 +131,19 @@ def test_sigkill_then_restart_resumes(tiny_dataset, tmp_path):
         proc.wait()
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
+
+
+def test_sigkill_then_restart_resumes(tiny_dataset, tmp_path):
+    """Kill -9 during training; the restart resumes from the newest checkpoint with its step counter and
+    optimiser state, and finishes."""
+    exp = tmp_path / "run"
+
+    def ten_steps_saved():
+        state = tf.train.get_checkpoint_state(str(exp / "checkpoints"))
+        return state and checkpointing.checkpoint_step(state.model_checkpoint_path) >= 10
+
+    _train_until_killed(ten_steps_saved, 0.2, tiny_dataset, exp, N_ITERS=100000, print_n=5, save_model_n=5,
+                        save_n=100000)
 
     path = checkpointing.checkpoint_path(exp)
     step = checkpointing.checkpoint_step(path)
@@ -216,20 +227,11 @@ def test_a_kill_at_any_step_then_resume_gives_the_uninterrupted_losses(tiny_data
     whole, _ = _losses(tmp_path / "whole")
 
     exp = tmp_path / "killed"
-    proc = subprocess.Popen(_args(tiny_dataset, exp, **settings), cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 400
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if (exp / "losses.csv").is_file() and len((exp / "losses.csv").read_text().splitlines()) >= 7:
-                break  # six steps logged: past the checkpoint of step 4, before that of step 8
-            time.sleep(0.05)
-        assert proc.poll() is None, proc.stderr.read()[-4000:]
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stderr.close()
+
+    def six_steps_logged():  # past the checkpoint of step 4, before that of step 8
+        return (exp / "losses.csv").is_file() and len((exp / "losses.csv").read_text().splitlines()) >= 7
+
+    _train_until_killed(six_steps_logged, 0.05, tiny_dataset, exp, **settings)
     restored = checkpointing.checkpoint_step(checkpointing.checkpoint_path(exp))
     written = len((exp / "losses.csv").read_text().splitlines()) - 1
     assert written > restored, "the kill came at a checkpoint: nothing to drop"
